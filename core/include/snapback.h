@@ -1,0 +1,380 @@
+/*
+ * snapback.h - the public interface of libsnapback, an embeddable
+ * multi-version in-memory document store.
+ *
+ * A store holds collections; a collection holds documents keyed by an id;
+ * each document keeps a chain of versions: its current state and the states
+ * it replaced, up to a per-store depth.  Every write appends a version with a
+ * store-wide revision, so any document can be rolled back.
+ *
+ * Threads.  Every function below except sb_status_str(), sb_options_init(),
+ * sb_store_open() and sb_store_close() must be called from a thread that
+ * called sb_thread_register().  Reads (sb_get(), sb_history(), sb_scan(), ...)
+ * must additionally run inside a read section, between sb_read_lock() and
+ * sb_read_unlock(); what they return points into the store and stays valid
+ * until that section ends.  Read sections never block and never wait for
+ * writers.  Writes may be called from any number of threads at once; they are
+ * serialised per store.  Writes must not be called inside a read section
+ * (they may wait for other writers, and a writer that waits while it holds
+ * a read section delays memory reclamation for everyone).
+ *
+ * Errors.  Every function that can fail returns an sb_status; results travel
+ * through out-parameters, which are left untouched on failure unless the
+ * function says otherwise.  A failed call changes nothing in the store.  The
+ * library never aborts and never prints.
+ */
+#ifndef SNAPBACK_H
+#define SNAPBACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SB_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define SB_API __attribute__((visibility("default")))
+#else
+#define SB_API
+#endif
+
+/* Limits of the data model, in bytes. */
+#define SB_COLLECTION_MAX  64  /* name: 1..64 bytes of [A-Za-z0-9_.-] */
+#define SB_ID_MAX          512 /* id: 1..512 bytes, any byte but NUL and '/' */
+#define SB_CHANGE_SET_MAX  128 /* change-set id: 0..128 bytes, opaque */
+#define SB_PAYLOAD_MAX     0xffffffffu
+#define SB_HISTORY_DEFAULT 32
+#define SB_HISTORY_MAX     65535
+
+typedef enum sb_status {
+    SB_OK = 0,
+    SB_NOT_FOUND,         /* no such document, collection or version */
+    SB_EXISTS,            /* create of a document that exists */
+    SB_CONFLICT,          /* expected revision does not match */
+    SB_HISTORY_EXHAUSTED, /* rollback or as-of target no longer retained */
+    SB_INVALID,           /* bad argument: NULL, bad name or id, 0 steps */
+    SB_FUTURE,            /* revision above the last committed one */
+    SB_NOMEM,             /* an allocation failed; nothing changed */
+    SB_UNREGISTERED,      /* calling thread did not call sb_thread_register */
+    SB_STATUS_COUNT
+} sb_status;
+
+/* The operation that produced a version. */
+typedef enum sb_op {
+    SB_OP_CREATE = 1,
+    SB_OP_UPDATE,
+    SB_OP_DELETE,
+    SB_OP_ROLLBACK
+} sb_op;
+
+/*
+ * Returns a one-sentence, static, English description of `status`, suitable
+ * for showing to a person.  Unknown values yield a generic sentence, never
+ * NULL.  Thread-safe; needs no registration.
+ */
+SB_API const char *sb_status_str(sb_status status);
+
+/* Returns the lower-case name of `op` ("create", ...), or "unknown". */
+SB_API const char *sb_op_str(sb_op op);
+
+/* ---------------------------------------------------------------------- */
+/* Threads and read sections                                              */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Registers the calling thread with the library's RCU domain.  Call once per
+ * thread before any other call that needs registration; calling it again on a
+ * registered thread does nothing.  Pair with sb_thread_unregister() before
+ * the thread exits.  Returns SB_OK.
+ */
+SB_API sb_status sb_thread_register(void);
+
+/*
+ * Unregisters the calling thread.  Must not be called inside a read section.
+ * Does nothing on a thread that is not registered.
+ */
+SB_API void sb_thread_unregister(void);
+
+/*
+ * Opens and closes a read section.  Sections nest; pointers returned by read
+ * functions stay valid until the outermost sb_read_unlock().  Keep sections
+ * short: memory retired by writers is reclaimed only once every section that
+ * could see it has ended.  Calling thread must be registered.
+ */
+SB_API void sb_read_lock(void);
+SB_API void sb_read_unlock(void);
+
+/* ---------------------------------------------------------------------- */
+/* Stores                                                                 */
+/* ---------------------------------------------------------------------- */
+
+typedef struct sb_store sb_store;
+typedef struct sb_coll sb_coll;
+
+/* Severity of a message passed to the host's log callback. */
+typedef enum sb_log_level {
+    SB_LOG_ERROR = 0,
+    SB_LOG_WARN,
+    SB_LOG_INFO,
+    SB_LOG_DEBUG
+} sb_log_level;
+
+typedef void (*sb_log_fn)(void *ctx, sb_log_level level, const char *msg);
+
+typedef struct sb_options {
+    /* Versions kept per document, the current one included: 1..65535.
+     * With a depth of D a document can be rolled back up to D - 1 steps,
+     * plus one more to absence if its create is still retained. */
+    unsigned history;
+    /* Optional: receives the library's rare messages (never per operation).
+     * May be called from any thread that calls into the library. */
+    sb_log_fn log;
+    void *log_ctx;
+} sb_options;
+
+/* Fills `opts` with the defaults (history = SB_HISTORY_DEFAULT, no log). */
+SB_API void sb_options_init(sb_options *opts);
+
+/*
+ * Creates an empty store.  `opts` may be NULL for the defaults.  On SB_OK,
+ * *out is the new store, owned by the caller until sb_store_close().
+ * Returns SB_INVALID (NULL out, history out of range) or SB_NOMEM.
+ * Thread-safe; needs no registration.
+ */
+SB_API sb_status sb_store_open(const sb_options *opts, sb_store **out);
+
+/*
+ * Frees the store, every collection, document and version in it.  The
+ * caller guarantees that no other thread uses the store, or anything read
+ * from it, any more.  Waits for pending deferred frees.  Must not be called
+ * inside a read section.  NULL is accepted and ignored.
+ */
+SB_API void sb_store_close(sb_store *store);
+
+/*
+ * Returns the revision of the last committed write in the store (0 for a
+ * store never written).  Everything a reader can see has a revision at or
+ * below it.  Lock-free; any registered thread.
+ */
+SB_API uint64_t sb_store_revision(const sb_store *store);
+
+/* ---------------------------------------------------------------------- */
+/* Collections                                                            */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Returns 1 if `name` (of `len` bytes) is a valid collection name: 1..64
+ * bytes of [A-Za-z0-9_.-]; 0 otherwise.  Pure function.
+ */
+SB_API int sb_collection_name_valid(const char *name, size_t len);
+
+/* Returns 1 if `id` is a valid document id: 1..512 bytes, no NUL, no '/'. */
+SB_API int sb_id_valid(const void *id, size_t len);
+
+/*
+ * Finds the collection `name`, creating it if it does not exist.  On SB_OK,
+ * *out is a handle that stays valid until the store is closed (collections
+ * are never removed); it may be cached and shared between threads.
+ * Returns SB_INVALID (NULL argument, bad name), SB_NOMEM, SB_UNREGISTERED.
+ * Serialised with writers; do not call inside a read section.
+ */
+SB_API sb_status sb_collection_open(sb_store *store, const char *name,
+                                    size_t len, sb_coll **out);
+
+/*
+ * Finds the existing collection `name` without creating it.  Lock-free.
+ * Returns SB_OK, SB_NOT_FOUND, SB_INVALID.  The handle is valid as above.
+ * Must be called inside a read section (the handle itself outlives it).
+ */
+SB_API sb_status sb_collection_find(sb_store *store, const char *name,
+                                    size_t len, sb_coll **out);
+
+/* Returns the collection's name (not NUL-terminated) and its length. */
+SB_API const char *sb_collection_name(const sb_coll *coll, size_t *len);
+
+/*
+ * Calls fn(ctx, name, len) for each collection of the store, in no stated
+ * order, until fn returns non-zero.  Inside a read section.  Returns SB_OK or
+ * SB_INVALID (NULL argument).
+ */
+SB_API sb_status sb_collection_each(sb_store *store,
+                                    int (*fn)(void *ctx, const char *name,
+                                              size_t len),
+                                    void *ctx);
+
+/* ---------------------------------------------------------------------- */
+/* Reading                                                                */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * One version of a document, as a reader sees it.  Every pointer points into
+ * the store and is valid until the read section that produced it ends.
+ * Strings are not NUL-terminated.
+ */
+typedef struct sb_view {
+    const char *id; /* the document's id */
+    size_t id_len;
+    uint64_t rev;        /* store-wide revision of this version */
+    int64_t time_ns;     /* wall clock at commit, ns since the epoch */
+    sb_op op;            /* what produced this version */
+    int absent;          /* 1: the document does not exist in this state
+                            (a delete, or a rollback to absence) */
+    uint64_t restored;   /* rollbacks: revision whose state was restored,
+                            0 for a rollback to absence; else 0 */
+    const void *payload; /* the document's bytes; NULL when absent */
+    size_t len;
+    const char *change_set; /* NULL when the write named none */
+    size_t change_set_len;
+} sb_view;
+
+/*
+ * Reads the current version of document `id` in `coll`.  Inside a read
+ * section.  Returns SB_OK with *out filled; SB_NOT_FOUND if the document does
+ * not exist or its current version is a delete (then *out is still filled
+ * with that version if there is one, with out->absent = 1, so callers can
+ * tell "deleted at revision R" from "never existed", which leaves
+ * out->rev = 0); SB_INVALID for NULL arguments or an invalid id.
+ */
+SB_API sb_status sb_get(sb_coll *coll, const void *id, size_t id_len,
+                        sb_view *out);
+
+/*
+ * Reads the state of document `id` as it was at store revision `rev`: the
+ * newest version whose revision is at or below `rev`.  Inside a read section.
+ * Returns SB_OK; SB_NOT_FOUND if the document did not exist at `rev` (absent
+ * versions fill *out as in sb_get()); SB_HISTORY_EXHAUSTED if the versions
+ * that would answer have been dropped from the ring; SB_FUTURE if `rev` is
+ * above sb_store_revision(); SB_INVALID for NULL arguments, a bad id or
+ * rev = 0.
+ */
+SB_API sb_status sb_get_as_of(sb_coll *coll, const void *id, size_t id_len,
+                              uint64_t rev, sb_view *out);
+
+/*
+ * Reads the version of document `id` whose revision is exactly `rev`, if it
+ * is retained.  Inside a read section.  Returns SB_OK; SB_NOT_FOUND (no such
+ * document or no retained version with that revision); SB_INVALID.
+ */
+SB_API sb_status sb_version_get(sb_coll *coll, const void *id, size_t id_len,
+                                uint64_t rev, sb_view *out);
+
+/*
+ * Lists the retained versions of document `id`, newest first: fills up to
+ * `cap` entries of `out` and sets *count to the number retained (which may
+ * exceed `cap`; call again with a larger array to get them all).  Inside a
+ * read section.  Returns SB_OK; SB_NOT_FOUND if the document never existed;
+ * SB_INVALID (NULL id or count, bad id, NULL out with cap > 0).
+ */
+SB_API sb_status sb_history(sb_coll *coll, const void *id, size_t id_len,
+                            sb_view *out, size_t cap, size_t *count);
+
+/*
+ * Called by sb_scan() once per live document; returns 0 to go on, anything
+ * else to stop the scan.
+ */
+typedef int (*sb_scan_fn)(void *ctx, const sb_view *doc);
+
+/*
+ * Visits the live (not deleted) documents of `coll` in the collection's scan
+ * order, calling fn with each one's current version, starting after the
+ * document `after` (or from the start when after is NULL).  Inside a read
+ * section.
+ *
+ * The scan order is fixed for the life of the store (it follows a hash of
+ * the id, not the id's sort order), so a scan resumed from the last id it
+ * returned, in a later read section, neither repeats nor skips a document:
+ * every document that exists for the whole of a paged scan is visited exactly
+ * once, and none is visited twice.  Documents created or deleted while it
+ * runs may or may not be seen.  Each document is seen as it is when visited;
+ * the scan is not a point-in-time snapshot.
+ *
+ * Returns SB_OK (also when fn stopped the scan); SB_NOT_FOUND if `after` is
+ * not an id that was ever written in `coll`; SB_INVALID.
+ */
+SB_API sb_status sb_scan(sb_coll *coll, const void *after, size_t after_len,
+                         sb_scan_fn fn, void *ctx);
+
+/* ---------------------------------------------------------------------- */
+/* Writing                                                                */
+/* ---------------------------------------------------------------------- */
+
+/* Options of a write; a NULL pointer means all fields zero. */
+typedef struct sb_write_opts {
+    /* Change set to record with the version: 0..128 opaque bytes. */
+    const void *change_set;
+    size_t change_set_len;
+    /* Compare-and-set: when non-zero, the write happens only if the
+     * document's current version has this revision (and, for the document
+     * to count as current, it must exist); otherwise SB_CONFLICT. */
+    uint64_t if_rev;
+} sb_write_opts;
+
+/* What a write did. */
+typedef struct sb_result {
+    uint64_t rev;       /* revision of the new version */
+    int created;        /* 1 if the document did not exist before */
+    int absent;         /* 1 if the new version is a delete or absence */
+    uint64_t restored;  /* rollbacks: revision restored, 0 for absence */
+    unsigned available; /* SB_HISTORY_EXHAUSTED: steps that would succeed */
+} sb_result;
+
+/*
+ * Every write below copies what it keeps, commits a new version with the
+ * next store revision, and fills *res (which may be NULL).  They are
+ * serialised per store and linearisable: a reader that starts after a write
+ * returns sees it.  Each may return SB_INVALID (NULL argument, invalid id,
+ * oversized change set or payload), SB_NOMEM and SB_UNREGISTERED, besides
+ * the statuses listed with it; on any failure nothing changed.
+ */
+
+/* Creates document `id`.  Also SB_EXISTS if it exists (and is not deleted). */
+SB_API sb_status sb_create(sb_coll *coll, const void *id, size_t id_len,
+                           const void *payload, size_t len,
+                           const sb_write_opts *opts, sb_result *res);
+
+/* Creates or replaces document `id`.  Also SB_CONFLICT (opts->if_rev). */
+SB_API sb_status sb_put(sb_coll *coll, const void *id, size_t id_len,
+                        const void *payload, size_t len,
+                        const sb_write_opts *opts, sb_result *res);
+
+/*
+ * Deletes document `id` by writing a tombstone version, which can itself be
+ * rolled back.  Also SB_NOT_FOUND (absent or already deleted), SB_CONFLICT.
+ */
+SB_API sb_status sb_delete(sb_coll *coll, const void *id, size_t id_len,
+                           const sb_write_opts *opts, sb_result *res);
+
+/*
+ * Undo.  Every version records the version it logically follows: a normal
+ * write follows the version it replaced (a document's first create follows
+ * its absence); a rollback to T follows what T followed.  Rolling back N
+ * steps walks those links N times from the current version and appends a
+ * new version (op SB_OP_ROLLBACK) whose state equals the target's: so two
+ * rollbacks of one step equal one of two, and a rollback of a create leaves
+ * the document absent.  History is never deleted by a rollback.
+ *
+ * sb_rollback_steps: `steps` >= 1 (0 is SB_INVALID).
+ * sb_rollback_to: restores the state the document had at store revision
+ *   `rev` (as sb_get_as_of() would read it); the new version follows what
+ *   that version followed.
+ *
+ * Also SB_NOT_FOUND (document never written), SB_CONFLICT (opts->if_rev),
+ * SB_FUTURE (rev above the store revision), and SB_HISTORY_EXHAUSTED when the
+ * target is no longer retained: then res->available tells how many steps
+ * back would succeed, and nothing changed.
+ */
+SB_API sb_status sb_rollback_steps(sb_coll *coll, const void *id, size_t id_len,
+                                   unsigned steps, const sb_write_opts *opts,
+                                   sb_result *res);
+SB_API sb_status sb_rollback_to(sb_coll *coll, const void *id, size_t id_len,
+                                uint64_t rev, const sb_write_opts *opts,
+                                sb_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SNAPBACK_H */

@@ -1,0 +1,134 @@
+/*
+ * internal.h - the structures shared by the core's modules.
+ *
+ * Ownership and concurrency, in one place:
+ * - A store owns a lock-free hash table of collections; a collection owns a
+ *   lock-free hash table of documents; a document owns a singly-linked chain
+ *   of versions, newest first.  Collections and documents are never removed
+ *   while the store is open, so a handle or an index node found by a reader
+ *   stays valid; only versions come and go.
+ * - All writes of a store run under store->write_lock.  That lock orders the
+ *   revisions, the chain updates and the trimming of old versions; readers
+ *   never take it.
+ * - A new version is fully written before it is published with a release
+ *   store into doc->head; readers load it with acquire.  store->revision is
+ *   raised (release) only after the new head is published, and readers
+ *   ignore versions above the revision they loaded first, so no reader sees
+ *   a revision above the last published one.
+ * - A version trimmed from the end of a chain is unlinked (its newer
+ *   neighbour's `older` set to NULL) and handed to call_rcu, so it is freed
+ *   only after every read section that might still hold it has ended.
+ */
+#ifndef SB_INTERNAL_H
+#define SB_INTERNAL_H
+
+#include "snapback.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+/* Version flags. */
+#define VF_ABSENT 0x01 /* the document does not exist in this state */
+#define VF_FIRST  0x02 /* the document's first version ever: nothing older */
+
+/* Values of `follows` that are not revisions (revisions start at 1). */
+#define FOLLOWS_ORIGIN  0          /* the absence before the first version */
+#define FOLLOWS_NOTHING UINT64_MAX /* nothing left to undo */
+
+/*
+ * One version.  The header is 48 bytes; `data` holds, in order, the
+ * restored revision (rollbacks only, 8 bytes), the change-set id and the
+ * payload.
+ *
+ * Readers read every field but `w`.  `w` is used by writers only while the
+ * version is linked and becomes the rcu_head once it is unlinked, when no
+ * writer looks at it any more: the union saves 16 bytes per version.
+ */
+struct version {
+    _Atomic(struct version *) older; /* next older retained version */
+    uint64_t rev;
+    int64_t time_ns;
+    uint32_t len;   /* payload bytes */
+    uint8_t op;     /* sb_op */
+    uint8_t flags;  /* VF_* */
+    uint8_t cs_len; /* change-set bytes */
+    uint8_t pad;
+    union {
+        struct rcu_head rcu;
+        struct {
+            struct version *newer; /* towards the head; NULL for it */
+            uint64_t follows;      /* undo link: a revision or FOLLOWS_* */
+        } w;
+    };
+    _Alignas(8) unsigned char data[];
+};
+
+/* A document: its index node, its chain, and its id. */
+struct doc {
+    struct cds_lfht_node node;
+    _Atomic(struct version *) head; /* newest, may be above the revision */
+    union {
+        struct version *tail;  /* oldest retained; writers only */
+        struct doc *graveyard; /* sb_store_close(): documents to free */
+    };
+    uint32_t count; /* retained versions; writers only */
+    uint32_t id_len;
+    char id[];
+};
+
+struct sb_coll {
+    struct cds_lfht_node node;
+    struct sb_store *store;
+    struct cds_lfht *docs;
+    struct sb_coll *graveyard; /* sb_store_close(): collections to free */
+    uint64_t hash_seed;
+    _Atomic uint32_t name_len; /* release-stored once the name is written */
+    char name[SB_COLLECTION_MAX];
+};
+
+struct sb_store {
+    _Atomic uint64_t revision; /* last published revision */
+    pthread_mutex_t write_lock;
+    int64_t last_time_ns; /* keeps commit times monotonic; under the lock */
+    unsigned history;
+    uint64_t hash_seed;
+    struct cds_lfht *colls;
+    sb_log_fn log;
+    void *log_ctx;
+};
+
+/* Hashing of ids and names, seeded per store against collision floods. */
+uint64_t sb__hash(uint64_t seed, const void *key, size_t len);
+
+/* Whether the calling thread called sb_thread_register(). */
+int sb__thread_registered(void);
+
+/*
+ * ThreadSanitizer cannot see RCU grace periods, nor the barriers inside
+ * liburcu's uninstrumented library.  These annotations tell it that a read
+ * section's end happens before the deferred free of what the section read.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SB_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SB_TSAN 1
+#endif
+#endif
+
+#ifdef SB_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char sb__tsan_grace;
+#define SB_TSAN_READ_END() __tsan_release(&sb__tsan_grace)
+#define SB_TSAN_RECLAIM()  __tsan_acquire(&sb__tsan_grace)
+#else
+#define SB_TSAN_READ_END() ((void)0)
+#define SB_TSAN_RECLAIM()  ((void)0)
+#endif
+
+#endif /* SB_INTERNAL_H */
