@@ -1,0 +1,205 @@
+/*
+ * api_rollback.c - POST /{coll}/{id}/rollback.
+ *
+ * What to undo comes from the body ({"steps":N} or {"to_version":REV}) or
+ * from ?steps=N; a request without a body (curl -X POST) or with an empty
+ * one means one step.  The core does the undo; this file only turns the
+ * request into its arguments and its answer into HTTP.
+ */
+#include "api_internal.h"
+#include "json_doc.h"
+
+#include <string.h>
+
+struct rollback_args {
+    uint64_t steps;      /* 0 when rolling back to a version */
+    uint64_t to_version; /* 0 when rolling back by steps */
+};
+
+#define STEPS_MAX 0xffffffffu
+
+static int steps_from_query(struct call *c, struct rollback_args *a)
+{
+    const struct uri_str *p = uri_param(&c->uri, "steps");
+    if (p == NULL)
+        return 1;
+    int rc = uri_parse_u64(p->s, p->len, STEPS_MAX, &a->steps);
+    if (rc == -1) {
+        reply_error(c, 400, "invalid_parameter",
+                    "steps must be a positive integer.");
+        return 0;
+    }
+    if (rc == -2 || a->steps == 0) {
+        reply_error(c, 422, "invalid_steps",
+                    "steps must be an integer from 1 to %u.", STEPS_MAX);
+        return 0;
+    }
+    return 1;
+}
+
+/* Reads one positive integer member; 0 and replies when it is not one. */
+static int positive_member(struct call *c, json_t *v, uint64_t max,
+                           const char *code, uint64_t *out)
+{
+    if (json_is_integer(v) && json_integer_value(v) > 0 &&
+        (uint64_t)json_integer_value(v) <= max) {
+        *out = (uint64_t)json_integer_value(v);
+        return 1;
+    }
+    reply_error(c, 422, code, "%s must be an integer from 1 to %llu.",
+                strcmp(code, "invalid_steps") == 0 ? "steps" : "to_version",
+                (unsigned long long)max);
+    return 0;
+}
+
+static int args_from_body(struct call *c, struct rollback_args *a)
+{
+    const struct api_req *r = c->req;
+    if (r->body == NULL || r->body_len == 0)
+        return 1;
+    if (!body_is_json(c)) {
+        reply_error(c, 415, "unsupported_media_type",
+                    "The body must be sent with Content-Type: "
+                    "application/json.");
+        return 0;
+    }
+
+    char msg[256];
+    struct json_doc doc;
+    enum json_doc_error e = json_doc_parse(r->body, r->body_len, &doc, msg,
+                                           sizeof(msg));
+    if (e != JSON_DOC_OK) {
+        if (e == JSON_DOC_OUT_OF_RANGE)
+            reply_error(c, 422, "number_out_of_range",
+                        "A number is out of range: %s", msg);
+        else if (e == JSON_DOC_NOMEM)
+            reply_oom(c);
+        else
+            reply_error(c, 400, e == JSON_DOC_MALFORMED ? "malformed_json"
+                                                        : "not_an_object",
+                        "%s", msg);
+        return 0;
+    }
+
+    int ok = 1;
+    const char *key;
+    json_t *v;
+    json_object_foreach (doc.root, key, v) {
+        if (strcmp(key, "steps") == 0)
+            ok = positive_member(c, v, STEPS_MAX, "invalid_steps", &a->steps);
+        else if (strcmp(key, "to_version") == 0)
+            ok = positive_member(c, v, UINT64_MAX >> 1, "invalid_version",
+                                 &a->to_version);
+        else {
+            reply_error(c, 422, "unknown_field",
+                        "A rollback body takes \"steps\" or \"to_version\".");
+            ok = 0;
+        }
+        if (!ok)
+            break;
+    }
+    json_doc_free(&doc);
+    return ok;
+}
+
+static int parse_args(struct call *c, struct rollback_args *a)
+{
+    static const char *const params[] = {"steps", NULL};
+    memset(a, 0, sizeof(*a));
+    if (!check_params(c, params) || !steps_from_query(c, a))
+        return 0;
+
+    uint64_t query_steps = a->steps;
+    a->steps = 0;
+    if (!args_from_body(c, a))
+        return 0;
+    if ((query_steps != 0) + (a->steps != 0) + (a->to_version != 0) > 1) {
+        reply_error(c, 422, "conflicting_options",
+                    "Give one of steps (query or body) and to_version.");
+        return 0;
+    }
+    if (query_steps != 0)
+        a->steps = query_steps;
+    if (a->steps == 0 && a->to_version == 0)
+        a->steps = 1;
+    return 1;
+}
+
+static void exhausted(struct call *c, const sb_result *res)
+{
+    struct buf b = {0};
+    buf_puts(&b, "{\"error\":\"history_exhausted\",\"message\":");
+    const char *msg = "The target is older than the history this server "
+                      "retains for the document; nothing was changed.";
+    buf_json_string(&b, msg, strlen(msg));
+    buf_puts(&b, ",\"available\":");
+    buf_u64(&b, res->available);
+    buf_puts(&b, "}");
+    reply_body(c, 409, &b);
+}
+
+/* Replies with the state the rollback restored. */
+static void restored(struct call *c, sb_coll *coll, const sb_result *res)
+{
+    add_etag(c, res->rev);
+    if (res->absent) {
+        reply_empty(c, 204);
+        return;
+    }
+
+    /* The new version is read back by revision.  It can only be gone if
+     * `history` newer writes to this document landed in between: then the
+     * answer carries the ETag but no body. */
+    struct buf b = {0};
+    sb_view v;
+    sb_read_lock();
+    if (sb_version_get(coll, c->id.s, c->id.len, res->rev, &v) == SB_OK)
+        buf_append(&b, v.payload, v.len);
+    sb_read_unlock();
+    reply_body(c, 200, &b);
+}
+
+void handle_rollback(struct call *c)
+{
+    struct rollback_args a;
+    if (!parse_args(c, &a))
+        return;
+
+    sb_coll *coll = NULL;
+    sb_read_lock();
+    sb_status st =
+        sb_collection_find(c->api->store, c->coll.s, c->coll.len, &coll);
+    sb_read_unlock();
+
+    sb_result res = {0};
+    if (st == SB_OK && a.steps)
+        st = sb_rollback_steps(coll, c->id.s, c->id.len, (unsigned)a.steps,
+                               NULL, &res);
+    else if (st == SB_OK)
+        st = sb_rollback_to(coll, c->id.s, c->id.len, a.to_version, NULL,
+                            &res);
+
+    switch (st) {
+    case SB_OK:
+        restored(c, coll, &res);
+        break;
+    case SB_NOT_FOUND:
+        reply_error(c, 404, "not_found",
+                    "No document \"%.*s\" in collection \"%.*s\".",
+                    (int)c->id.len, c->id.s, (int)c->coll.len, c->coll.s);
+        break;
+    case SB_HISTORY_EXHAUSTED:
+        exhausted(c, &res);
+        break;
+    case SB_FUTURE:
+        reply_error(c, 422, "future_revision",
+                    "Version %llu has not been written yet.",
+                    (unsigned long long)a.to_version);
+        break;
+    case SB_NOMEM:
+        reply_oom(c);
+        break;
+    default:
+        reply_error(c, 400, "invalid_request", "%s", sb_status_str(st));
+    }
+}
