@@ -127,7 +127,8 @@ typedef void (*sb_log_fn)(void *ctx, sb_log_level level, const char *msg);
 typedef struct sb_options {
     /* Versions kept per document, the current one included: 1..65535.
      * With a depth of D a document can be rolled back up to D - 1 steps,
-     * plus one more to absence if its create is still retained. */
+     * plus one more to absence when the oldest version reached follows the
+     * document's absence (its first create, or a rollback to absence). */
     unsigned history;
     /* Optional: receives the library's rare messages (never per operation).
      * May be called from any thread that calls into the library. */
@@ -315,7 +316,7 @@ typedef struct sb_write_opts {
 /* What a write did. */
 typedef struct sb_result {
     uint64_t rev;       /* revision of the new version */
-    int created;        /* 1 if the document did not exist before */
+    int created;        /* 1: absent (or never written) before, live now */
     int absent;         /* 1 if the new version is a delete or absence */
     uint64_t restored;  /* rollbacks: revision restored, 0 for absence */
     unsigned available; /* SB_HISTORY_EXHAUSTED: steps that would succeed */
@@ -330,7 +331,11 @@ typedef struct sb_result {
  * the statuses listed with it; on any failure nothing changed.
  */
 
-/* Creates document `id`.  Also SB_EXISTS if it exists (and is not deleted). */
+/*
+ * Creates document `id`.  Also SB_EXISTS if it exists (and is not deleted);
+ * SB_CONFLICT if opts->if_rev is non-zero, since a create has no current
+ * version to match.
+ */
 SB_API sb_status sb_create(sb_coll *coll, const void *id, size_t id_len,
                            const void *payload, size_t len,
                            const sb_write_opts *opts, sb_result *res);
