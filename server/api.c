@@ -74,6 +74,7 @@ static const char *reason(int status)
     case 412: return "Precondition Failed";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
     case 422: return "Unprocessable Content";
     case 503: return "Service Unavailable";
     }

@@ -80,7 +80,8 @@ void api_resp_free(struct api_resp *resp);
 /*
  * Fills `resp` with the JSON error the server sends for `status` when the
  * HTTP layer itself refuses a request (413 on an announced length above the
- * limit, 400 on malformed HTTP).  `code` is the snake_case error code.
+ * limit, 400 on malformed framing).  `code` is the snake_case error code.
+ * `resp` must be zeroed or filled by api_handle(): a body it holds is freed.
  */
 void api_error(struct api_resp *resp, int status, const char *code,
                const char *message);

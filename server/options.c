@@ -1,0 +1,323 @@
+/*
+ * options.c - parses snapbackd's command line with getopt_long.
+ *
+ * Every value is checked in full before the server starts: integers take
+ * decimal digits only (no sign, no blanks, no trailing junk) and are
+ * bounded before they can overflow, so "8k", "-1" or "99999999999999999999"
+ * are refused with a message instead of being read as something else.
+ */
+#include "options.h"
+
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snapback.h"
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_THREADS,
+    OPT_HISTORY,
+    OPT_KEY,
+    OPT_MAX_BODY,
+    OPT_ACCESS_LOG,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"history", required_argument, NULL, OPT_HISTORY},
+    {"key", required_argument, NULL, OPT_KEY},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *option_name(int val)
+{
+    for (const struct option *o = long_options; o->name != NULL; o++) {
+        if (o->val == val)
+            return o->name;
+    }
+    return "?";
+}
+
+static unsigned default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1)
+        return 1;
+    return n > OPTIONS_THREADS_MAX ? OPTIONS_THREADS_MAX : (unsigned)n;
+}
+
+static void print_help(void)
+{
+    printf("usage: snapbackd [OPTION]...\n"
+           "Serves a multi-version in-memory document store over HTTP/1.1.\n"
+           "\n"
+           "  --listen ADDR:PORT       address to listen on, IPV4:PORT or [IPV6]:PORT\n"
+           "                           (default %s)\n"
+           "  --threads N              worker threads, 1 to %d (default: online CPUs, here %u)\n"
+           "  --history N              versions kept per document, 1 to %d (default %d)\n"
+           "  --key COLLECTION=FIELD   take the ids of COLLECTION's documents from their\n"
+           "                           JSON field FIELD; repeatable (default: none)\n"
+           "  --max-body BYTES         largest request body, 1 to 1024M; K and M suffixes\n"
+           "                           count 1024 and 1048576 bytes (default 1M)\n"
+           "  --access-log FILE        append one line per request to FILE (default: off)\n"
+           "  --help                   print this help and exit\n"
+           "  --version                print the version and exit\n",
+           OPTIONS_LISTEN_DEFAULT, OPTIONS_THREADS_MAX, default_threads(), SB_HISTORY_MAX,
+           SB_HISTORY_DEFAULT);
+}
+
+/* Prints the one-line complaint about `opt`'s value, and the hint. */
+static enum options_result bad_value(int opt, const char *expected, const char *got)
+{
+    fprintf(stderr, "snapbackd: --%s: expected %s, got \"%s\"\n", option_name(opt), expected, got);
+    fprintf(stderr, "try 'snapbackd --help'\n");
+    return OPTIONS_EXIT_USAGE;
+}
+
+/*
+ * Reads a decimal integer of `len` bytes from 0 to `max`.  Returns 0 and sets
+ * *out, or -1 on an empty string, a non-digit or a value above `max`.
+ */
+static int parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        unsigned digit = (unsigned)(s[i] - '0');
+        if (v > (max - digit) / 10)
+            return -1;
+        v = v * 10 + digit;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_port(const char *s, uint16_t *port)
+{
+    uint64_t v;
+
+    if (parse_uint(s, strlen(s), 65535, &v) != 0 || v == 0)
+        return -1;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+/* Parses IPV4:PORT or [IPV6]:PORT into opts->listen and its canonical text. */
+static int parse_listen(const char *s, struct options *opts)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *colon;
+    size_t hlen;
+    uint16_t port;
+    int v6 = s[0] == '[';
+
+    if (v6) {
+        const char *end = strchr(s, ']');
+        if (end == NULL || end[1] != ':')
+            return -1;
+        colon = end + 1;
+        s++;
+        hlen = (size_t)(end - s);
+    } else {
+        colon = strchr(s, ':');
+        if (colon == NULL || strchr(colon + 1, ':') != NULL)
+            return -1;
+        hlen = (size_t)(colon - s);
+    }
+    if (hlen == 0 || hlen >= sizeof(host) || parse_port(colon + 1, &port) != 0)
+        return -1;
+    memcpy(host, s, hlen);
+    host[hlen] = '\0';
+
+    memset(&opts->listen, 0, sizeof(opts->listen));
+    if (v6) {
+        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&opts->listen;
+        if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
+            return -1;
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons(port);
+        opts->listen_len = sizeof(*sa);
+        inet_ntop(AF_INET6, &sa->sin6_addr, host, sizeof(host));
+        snprintf(opts->listen_text, sizeof(opts->listen_text), "[%s]:%u", host, port);
+    } else {
+        struct sockaddr_in *sa = (struct sockaddr_in *)&opts->listen;
+        if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+            return -1;
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons(port);
+        opts->listen_len = sizeof(*sa);
+        snprintf(opts->listen_text, sizeof(opts->listen_text), "%s:%u", host, port);
+    }
+    return 0;
+}
+
+/* Parses BYTES, BYTESK or BYTESM (either case) into 1..OPTIONS_MAX_BODY_MAX. */
+static int parse_size(const char *s, size_t *out)
+{
+    size_t len = strlen(s);
+    uint64_t unit = 1, v;
+
+    if (len > 0 && (s[len - 1] == 'K' || s[len - 1] == 'k'))
+        unit = 1024;
+    else if (len > 0 && (s[len - 1] == 'M' || s[len - 1] == 'm'))
+        unit = 1024 * 1024;
+    if (unit != 1)
+        len--;
+    if (parse_uint(s, len, OPTIONS_MAX_BODY_MAX / unit, &v) != 0 || v == 0)
+        return -1;
+    *out = (size_t)(v * unit);
+    return 0;
+}
+
+/* Appends the rule COLLECTION=FIELD to opts->api.keys. */
+static enum options_result add_key(struct options *opts, const char *s)
+{
+    const char *eq = strchr(s, '=');
+    struct api_key_rule *keys;
+    size_t clen;
+
+    if (eq == NULL || eq[1] == '\0' || !sb_collection_name_valid(s, (size_t)(eq - s)))
+        return bad_value(OPT_KEY,
+                         "COLLECTION=FIELD with a collection name of 1 to 64 "
+                         "characters from [A-Za-z0-9_.-] and a non-empty field",
+                         s);
+    clen = (size_t)(eq - s);
+    for (size_t i = 0; i < opts->api.nkeys; i++) {
+        if (strlen(opts->api.keys[i].collection) == clen &&
+            memcmp(opts->api.keys[i].collection, s, clen) == 0)
+            return bad_value(OPT_KEY, "each collection at most once", s);
+    }
+
+    keys = realloc(opts->api.keys, (opts->api.nkeys + 1) * sizeof(*keys));
+    if (keys == NULL)
+        goto nomem;
+    opts->api.keys = keys;
+    keys += opts->api.nkeys;
+    memcpy(keys->collection, s, clen);
+    keys->collection[clen] = '\0';
+    keys->field = strdup(eq + 1);
+    if (keys->field == NULL)
+        goto nomem;
+    opts->api.nkeys++;
+    return OPTIONS_RUN;
+
+nomem:
+    fprintf(stderr, "snapbackd: out of memory while reading --key\n");
+    return OPTIONS_EXIT_USAGE;
+}
+
+/* Applies one option with its argument; returns OPTIONS_RUN to go on. */
+static enum options_result apply(struct options *opts, int opt, const char *arg)
+{
+    uint64_t v;
+
+    switch (opt) {
+    case OPT_LISTEN:
+        if (parse_listen(arg, opts) != 0)
+            return bad_value(opt, "IPV4:PORT or [IPV6]:PORT with a port from 1 to 65535", arg);
+        return OPTIONS_RUN;
+    case OPT_THREADS:
+        if (parse_uint(arg, strlen(arg), OPTIONS_THREADS_MAX, &v) != 0 || v == 0)
+            return bad_value(opt, "an integer from 1 to 256", arg);
+        opts->threads = (unsigned)v;
+        return OPTIONS_RUN;
+    case OPT_HISTORY:
+        if (parse_uint(arg, strlen(arg), SB_HISTORY_MAX, &v) != 0 || v == 0)
+            return bad_value(opt, "an integer from 1 to 65535", arg);
+        opts->api.history = (unsigned)v;
+        return OPTIONS_RUN;
+    case OPT_KEY:
+        return add_key(opts, arg);
+    case OPT_MAX_BODY:
+        if (parse_size(arg, &opts->api.max_body) != 0)
+            return bad_value(opt, "a size from 1 to 1024M bytes (suffixes K and M allowed)", arg);
+        return OPTIONS_RUN;
+    case OPT_ACCESS_LOG:
+        if (arg[0] == '\0')
+            return bad_value(opt, "a file name", arg);
+        opts->access_log = arg;
+        return OPTIONS_RUN;
+    case OPT_HELP:
+        print_help();
+        return OPTIONS_EXIT_OK;
+    case OPT_VERSION:
+        printf("snapbackd %s\n", SB_VERSION_STRING);
+        return OPTIONS_EXIT_OK;
+    default:
+        return OPTIONS_EXIT_USAGE;
+    }
+}
+
+static void set_defaults(struct options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    if (parse_listen(OPTIONS_LISTEN_DEFAULT, opts) != 0)
+        abort(); /* the default is a constant that parses */
+    opts->threads = default_threads();
+    opts->api.history = SB_HISTORY_DEFAULT;
+    opts->api.max_body = OPTIONS_MAX_BODY_DEFAULT;
+}
+
+/* Reports what getopt_long refused: an unknown option or a missing value. */
+static enum options_result usage_error(int opt, char **argv)
+{
+    if (opt == ':')
+        fprintf(stderr, "snapbackd: --%s: expected a value\n", option_name(optopt));
+    else
+        fprintf(stderr, "snapbackd: unknown option \"%s\"\n", argv[optind - 1]);
+    fprintf(stderr, "try 'snapbackd --help'\n");
+    return OPTIONS_EXIT_USAGE;
+}
+
+enum options_result options_parse(int argc, char **argv, struct options *out)
+{
+    enum options_result res = OPTIONS_RUN;
+    int opt;
+
+    set_defaults(out);
+    opterr = 0; /* every message below is ours */
+    while (res == OPTIONS_RUN && (opt = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+        if (opt == '?' || opt == ':')
+            res = usage_error(opt, argv);
+        else
+            res = apply(out, opt, optarg);
+    }
+    if (res == OPTIONS_RUN && optind < argc) {
+        fprintf(stderr, "snapbackd: unexpected argument \"%s\"\n", argv[optind]);
+        fprintf(stderr, "try 'snapbackd --help'\n");
+        res = OPTIONS_EXIT_USAGE;
+    }
+    if (res != OPTIONS_RUN)
+        options_free(out);
+    return res;
+}
+
+void options_free(struct options *opts)
+{
+    if (opts == NULL)
+        return;
+    for (size_t i = 0; i < opts->api.nkeys; i++)
+        free(opts->api.keys[i].field);
+    free(opts->api.keys);
+    opts->api.keys = NULL;
+    opts->api.nkeys = 0;
+}
