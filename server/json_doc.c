@@ -42,13 +42,14 @@ enum json_doc_error json_doc_parse(const char *body, size_t len,
     json_error_t err;
     memset(out, 0, sizeof(*out));
 
-    out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                           &err);
+    out->root = json_loadb(
+        body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
+        &err);
     if (out->root == NULL) {
         int range = strstr(err.text, "too big") != NULL ||
                     strstr(err.text, "overflow") != NULL;
-        snprintf(msg, msg_len, "%s at line %d, column %d (byte %d).",
-                 err.text, err.line, err.column, err.position);
+        snprintf(msg, msg_len, "%s at line %d, column %d (byte %d).", err.text,
+                 err.line, err.column, err.position);
         return range ? JSON_DOC_OUT_OF_RANGE : JSON_DOC_MALFORMED;
     }
     if (!json_is_object(out->root)) {
@@ -75,8 +76,7 @@ void json_doc_free(struct json_doc *d)
 }
 
 enum json_key_result json_doc_key(const json_t *root, const char *field,
-                                  char *scratch, const char **id,
-                                  size_t *len)
+                                  char *scratch, const char **id, size_t *len)
 {
     json_t *v = json_object_get(root, field);
     if (v == NULL)

@@ -241,8 +241,9 @@ sb_status sb_collection_each(sb_store *store,
 
     struct cds_lfht_iter it;
     struct sb_coll *c;
-    cds_lfht_for_each_entry(store->colls, &it, c, node)
-    {
+    for (cds_lfht_first(store->colls, &it); cds_lfht_iter_get_node(&it);
+         cds_lfht_next(store->colls, &it)) {
+        c = caa_container_of(cds_lfht_iter_get_node(&it), struct sb_coll, node);
         size_t len = atomic_load_explicit(&c->name_len, memory_order_acquire);
         if (fn(ctx, c->name, len))
             break;
@@ -264,8 +265,9 @@ static struct doc *collection_empty(struct sb_coll *c)
     struct cds_lfht_iter it;
     struct doc *d;
 
-    cds_lfht_for_each_entry(c->docs, &it, d, node)
-    {
+    for (cds_lfht_first(c->docs, &it); cds_lfht_iter_get_node(&it);
+         cds_lfht_next(c->docs, &it)) {
+        d = caa_container_of(cds_lfht_iter_get_node(&it), struct doc, node);
         cds_lfht_del(c->docs, &d->node);
         struct version *v =
             atomic_load_explicit(&d->head, memory_order_relaxed);
@@ -296,8 +298,9 @@ void sb_store_close(sb_store *store)
     struct cds_lfht_iter it;
     struct sb_coll *c;
     urcu_memb_read_lock();
-    cds_lfht_for_each_entry(store->colls, &it, c, node)
-    {
+    for (cds_lfht_first(store->colls, &it); cds_lfht_iter_get_node(&it);
+         cds_lfht_next(store->colls, &it)) {
+        c = caa_container_of(cds_lfht_iter_get_node(&it), struct sb_coll, node);
         cds_lfht_del(store->colls, &c->node);
         c->graveyard = colls;
         colls = c;
