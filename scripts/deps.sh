@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config clang libclang-rt-14-dev
+  build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libjemalloc-dev liburcu-dev libxxhash-dev libcmocka-dev libbenchmark-dev
   libjansson-dev libh2o-evloop-dev libssl-dev zlib1g-dev
   curl python3 procps

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the dependencies, then builds and runs every test: a release
 # build with warnings as errors, an AddressSanitizer + UBSan build and a
-# ThreadSanitizer build, each running the whole ctest suite; the embedding
-# example built against the installed library through pkg-config; and each
-# benchmark once, briefly, so none of them rots (no timing is checked).
+# ThreadSanitizer build, each running the whole ctest suite; a clang
+# ASan + UBSan build running the unit tests and the libFuzzer harness for a
+# bounded minute; the embedding example built against the installed library
+# through pkg-config; each benchmark once, briefly, so none of them rots (no
+# timing is checked); and the formatting check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -17,6 +19,9 @@ build() { # dir, extra cmake args...
   cmake --build "$dir" -j"$JOBS"
 }
 
+echo "== formatting (clang-format, .clang-format files)"
+git ls-files '*.c' '*.h' '*.cc' | xargs clang-format --dry-run --Werror
+
 echo "== release build and tests"
 build build-release -DCMAKE_BUILD_TYPE=Release
 (cd build-release && ctest --output-on-failure -j"$JOBS")
@@ -28,6 +33,11 @@ build build-asan -DCMAKE_BUILD_TYPE=Debug -DSNAPBACK_SANITIZE=address -DSNAPBACK
 echo "== ThreadSanitizer"
 build build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNAPBACK_SANITIZE=thread -DSNAPBACK_BENCH=OFF
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j"$JOBS")
+
+echo "== clang ASan + UBSan: unit tests, then the fuzzer for ${FUZZ_SECONDS:-60} s"
+./scripts/fuzz.sh --build-only
+(cd build-fuzz && ctest --output-on-failure -R '^test_')
+./scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 
 echo "== install and embed through pkg-config"
 PREFIX=$(mktemp -d)

@@ -63,27 +63,40 @@ void api_resp_free(struct api_resp *resp)
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 412: return "Precondition Failed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 503: return "Service Unavailable";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 503:
+        return "Service Unavailable";
     }
     return status < 400 ? "OK" : "Error";
 }
 
 /* Sets the status and body of `resp`, dropping any body it had. */
-static void set_body(struct api_resp *resp, int status, char *body,
-                     size_t len)
+static void set_body(struct api_resp *resp, int status, char *body, size_t len)
 {
     free(resp->body);
     resp->status = status;
@@ -100,8 +113,7 @@ static void error_json(struct buf *b, const char *code, const char *message)
     buf_json_string(b, message, strlen(message));
 }
 
-void api_error(struct api_resp *resp, int status, const char *code,
-               const char *message)
+void api_error(struct api_resp *resp, int status, const char *code, const char *message)
 {
     struct buf b = {0};
     error_json(&b, code, message);
@@ -111,8 +123,7 @@ void api_error(struct api_resp *resp, int status, const char *code,
     set_body(resp, status, body, body ? len : 0);
 }
 
-void reply_error(struct call *c, int status, const char *code,
-                 const char *fmt, ...)
+void reply_error(struct call *c, int status, const char *code, const char *fmt, ...)
 {
     char message[512];
     va_list ap;
@@ -184,9 +195,8 @@ void buf_time(struct buf *b, int64_t ns)
     time_t secs = (time_t)(ns / 1000000000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-               (int)(ns % 1000000000 / 1000));
+    buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ns % 1000000000 / 1000));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -246,23 +256,19 @@ static int is(const struct uri_str *s, const char *lit)
 
 static int method_is(const struct call *c, const char *m)
 {
-    return c->req->method_len == strlen(m) &&
-           memcmp(c->req->method, m, c->req->method_len) == 0;
+    return c->req->method_len == strlen(m) && memcmp(c->req->method, m, c->req->method_len) == 0;
 }
 
 static void not_allowed(struct call *c, const char *allow)
 {
     add_header(c, "allow", allow);
-    reply_error(c, 405, "method_not_allowed",
-                "Method %.*s is not allowed here; allowed: %s.",
-                (int)(c->req->method_len > 16 ? 16 : c->req->method_len),
-                c->req->method, allow);
+    reply_error(c, 405, "method_not_allowed", "Method %.*s is not allowed here; allowed: %s.",
+                (int)(c->req->method_len > 16 ? 16 : c->req->method_len), c->req->method, allow);
 }
 
 static void no_route(struct call *c)
 {
-    reply_error(c, 404, "no_such_endpoint",
-                "No endpoint at this path; see the API documentation.");
+    reply_error(c, 404, "no_such_endpoint", "No endpoint at this path; see the API documentation.");
 }
 
 static void route_server(struct call *c)
@@ -341,10 +347,8 @@ static void route_document(struct call *c)
         const struct uri_str *r = &c->uri.seg[3];
         if (!method_is(c, "GET"))
             not_allowed(c, "GET");
-        else if (uri_parse_u64(r->s, r->len, UINT64_MAX, &rev) != 0 ||
-                 rev == 0)
-            reply_error(c, 400, "invalid_revision",
-                        "A revision is a positive integer.");
+        else if (uri_parse_u64(r->s, r->len, UINT64_MAX, &rev) != 0 || rev == 0)
+            reply_error(c, 400, "invalid_revision", "A revision is a positive integer.");
         else
             handle_version(c, rev);
     } else {
@@ -361,24 +365,23 @@ static void target_error(struct call *c, enum uri_error e)
                     "hexadecimal digits.");
         break;
     case URI_TOO_MANY_PARAMS:
-        reply_error(c, 400, "too_many_parameters",
-                    "The query string has more than %d parameters.",
+        reply_error(c, 400, "too_many_parameters", "The query string has more than %d parameters.",
                     URI_MAX_PARAMS);
         break;
     case URI_NOMEM:
         reply_oom(c);
         break;
     case URI_NOT_ABSOLUTE:
-        reply_error(c, 400, "bad_target", "The request target must be an "
-                                          "absolute path.");
+        reply_error(c, 400, "bad_target",
+                    "The request target must be an "
+                    "absolute path.");
         break;
     default:
         no_route(c);
     }
 }
 
-void api_handle(struct api *api, const struct api_req *req,
-                struct api_resp *resp)
+void api_handle(struct api *api, const struct api_req *req, struct api_resp *resp)
 {
     struct call c = {.api = api, .req = req, .resp = resp};
     memset(resp, 0, sizeof(*resp));

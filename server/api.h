@@ -24,9 +24,9 @@ struct api_key_rule {
 };
 
 struct api_config {
-    unsigned history;              /* versions kept per document */
-    size_t max_body;               /* bytes; larger bodies get 413 */
-    struct api_key_rule *keys;     /* owned; `nkeys` entries */
+    unsigned history;          /* versions kept per document */
+    size_t max_body;           /* bytes; larger bodies get 413 */
+    struct api_key_rule *keys; /* owned; `nkeys` entries */
     size_t nkeys;
 };
 
@@ -73,8 +73,7 @@ int api_new(const struct api_config *cfg, struct api **out);
 void api_free(struct api *api);
 
 /* Handles one request; always fills `resp`, which api_resp_free() frees. */
-void api_handle(struct api *api, const struct api_req *req,
-                struct api_resp *resp);
+void api_handle(struct api *api, const struct api_req *req, struct api_resp *resp);
 void api_resp_free(struct api_resp *resp);
 
 /*
@@ -83,7 +82,6 @@ void api_resp_free(struct api_resp *resp);
  * limit, 400 on malformed framing).  `code` is the snake_case error code.
  * `resp` must be zeroed or filled by api_handle(): a body it holds is freed.
  */
-void api_error(struct api_resp *resp, int status, const char *code,
-               const char *message);
+void api_error(struct api_resp *resp, int status, const char *code, const char *message);
 
 #endif /* SNAPBACKD_API_H */

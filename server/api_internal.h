@@ -27,11 +27,11 @@ struct call {
 };
 
 #define LIST_LIMIT_DEFAULT 100
-#define LIST_LIMIT_MAX 1000
+#define LIST_LIMIT_MAX     1000
 
 /* Responses. */
-void reply_error(struct call *c, int status, const char *code,
-                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void reply_error(struct call *c, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void reply_body(struct call *c, int status, struct buf *body);
 void reply_empty(struct call *c, int status);
 void add_header(struct call *c, const char *name, const char *value);

@@ -19,8 +19,7 @@ static void not_found(struct call *c, const sb_view *v)
                     (int)c->id.len, c->id.s, (int)c->coll.len, c->coll.s,
                     (unsigned long long)v->rev);
     else
-        reply_error(c, 404, "not_found",
-                    "No document \"%.*s\" in collection \"%.*s\".",
+        reply_error(c, 404, "not_found", "No document \"%.*s\" in collection \"%.*s\".",
                     (int)c->id.len, c->id.s, (int)c->coll.len, c->coll.s);
 }
 
@@ -28,8 +27,7 @@ static void not_found(struct call *c, const sb_view *v)
 static sb_coll *find_coll(struct call *c)
 {
     sb_coll *coll;
-    if (sb_collection_find(c->api->store, c->coll.s, c->coll.len, &coll) ==
-        SB_OK)
+    if (sb_collection_find(c->api->store, c->coll.s, c->coll.len, &coll) == SB_OK)
         return coll;
     return NULL;
 }
@@ -42,15 +40,13 @@ static int parse_as_of(struct call *c, uint64_t *rev)
     if (p == NULL)
         return 0;
     if (uri_parse_u64(p->s, p->len, UINT64_MAX, rev) != 0 || *rev == 0) {
-        reply_error(c, 400, "invalid_parameter",
-                    "as_of must be a positive integer revision.");
+        reply_error(c, 400, "invalid_parameter", "as_of must be a positive integer revision.");
         return -1;
     }
     return 0;
 }
 
-static void reply_version_doc(struct call *c, const sb_view *v,
-                              struct buf *b)
+static void reply_version_doc(struct call *c, const sb_view *v, struct buf *b)
 {
     buf_append(b, v->payload, v->len);
     add_etag(c, v->rev);
@@ -80,8 +76,7 @@ void handle_get(struct call *c)
     if (st == SB_NOT_FOUND)
         not_found(c, &v);
     else if (st == SB_FUTURE)
-        reply_error(c, 422, "future_revision",
-                    "Revision %llu has not been written yet.",
+        reply_error(c, 422, "future_revision", "Revision %llu has not been written yet.",
                     (unsigned long long)as_of);
     else if (st == SB_HISTORY_EXHAUSTED)
         reply_error(c, 410, "history_exhausted",
@@ -151,8 +146,7 @@ void handle_versions(struct call *c)
     if (st == SB_OK)
         reply_body(c, 200, &b);
     else
-        reply_error(c, 404, "not_found",
-                    "No document \"%.*s\" in collection \"%.*s\".",
+        reply_error(c, 404, "not_found", "No document \"%.*s\" in collection \"%.*s\".",
                     (int)c->id.len, c->id.s, (int)c->coll.len, c->coll.s);
 }
 
@@ -176,8 +170,7 @@ void handle_version(struct call *c, uint64_t rev)
     if (st == SB_OK)
         reply_body(c, 200, &b);
     else
-        reply_error(c, 404, "version_not_found",
-                    "Document \"%.*s\" has no retained version %llu.",
+        reply_error(c, 404, "version_not_found", "Document \"%.*s\" has no retained version %llu.",
                     (int)c->id.len, c->id.s, (unsigned long long)rev);
 }
 
@@ -205,8 +198,7 @@ static int on_list_doc(void *ctx, const sb_view *doc)
     return 0;
 }
 
-static int parse_list_params(struct call *c, size_t *limit,
-                             const struct uri_str **after)
+static int parse_list_params(struct call *c, size_t *limit, const struct uri_str **after)
 {
     static const char *const params[] = {"limit", "after", NULL};
     if (!check_params(c, params))
@@ -214,18 +206,16 @@ static int parse_list_params(struct call *c, size_t *limit,
 
     const struct uri_str *l = uri_param(&c->uri, "limit");
     uint64_t v = LIST_LIMIT_DEFAULT;
-    if (l != NULL && (uri_parse_u64(l->s, l->len, LIST_LIMIT_MAX, &v) != 0 ||
-                      v == 0)) {
-        reply_error(c, 400, "invalid_parameter",
-                    "limit must be an integer from 1 to %d.", LIST_LIMIT_MAX);
+    if (l != NULL && (uri_parse_u64(l->s, l->len, LIST_LIMIT_MAX, &v) != 0 || v == 0)) {
+        reply_error(c, 400, "invalid_parameter", "limit must be an integer from 1 to %d.",
+                    LIST_LIMIT_MAX);
         return 0;
     }
     *limit = (size_t)v;
     *after = uri_param(&c->uri, "after");
-    if (*after != NULL && (!sb_id_valid((*after)->s, (*after)->len) ||
-                           !utf8_valid((*after)->s, (*after)->len))) {
-        reply_error(c, 400, "invalid_parameter",
-                    "after must be a document id.");
+    if (*after != NULL &&
+        (!sb_id_valid((*after)->s, (*after)->len) || !utf8_valid((*after)->s, (*after)->len))) {
+        reply_error(c, 400, "invalid_parameter", "after must be a document id.");
         return 0;
     }
     return 1;
@@ -257,8 +247,7 @@ void handle_list(struct call *c)
     sb_read_lock();
     sb_coll *coll = find_coll(c);
     if (coll != NULL)
-        st = sb_scan(coll, after ? after->s : NULL, after ? after->len : 0,
-                     on_list_doc, &p);
+        st = sb_scan(coll, after ? after->s : NULL, after ? after->len : 0, on_list_doc, &p);
     else if (after != NULL)
         st = SB_NOT_FOUND;
     sb_read_unlock();

@@ -25,24 +25,20 @@ static int steps_from_query(struct call *c, struct rollback_args *a)
         return 1;
     int rc = uri_parse_u64(p->s, p->len, STEPS_MAX, &a->steps);
     if (rc == -1) {
-        reply_error(c, 400, "invalid_parameter",
-                    "steps must be a positive integer.");
+        reply_error(c, 400, "invalid_parameter", "steps must be a positive integer.");
         return 0;
     }
     if (rc == -2 || a->steps == 0) {
-        reply_error(c, 422, "invalid_steps",
-                    "steps must be an integer from 1 to %u.", STEPS_MAX);
+        reply_error(c, 422, "invalid_steps", "steps must be an integer from 1 to %u.", STEPS_MAX);
         return 0;
     }
     return 1;
 }
 
 /* Reads one positive integer member; 0 and replies when it is not one. */
-static int positive_member(struct call *c, json_t *v, uint64_t max,
-                           const char *code, uint64_t *out)
+static int positive_member(struct call *c, json_t *v, uint64_t max, const char *code, uint64_t *out)
 {
-    if (json_is_integer(v) && json_integer_value(v) > 0 &&
-        (uint64_t)json_integer_value(v) <= max) {
+    if (json_is_integer(v) && json_integer_value(v) > 0 && (uint64_t)json_integer_value(v) <= max) {
         *out = (uint64_t)json_integer_value(v);
         return 1;
     }
@@ -66,30 +62,27 @@ static int args_from_body(struct call *c, struct rollback_args *a)
 
     char msg[256];
     struct json_doc doc;
-    enum json_doc_error e = json_doc_parse(r->body, r->body_len, &doc, msg,
-                                           sizeof(msg));
+    enum json_doc_error e = json_doc_parse(r->body, r->body_len, &doc, msg, sizeof(msg));
     if (e != JSON_DOC_OK) {
         if (e == JSON_DOC_OUT_OF_RANGE)
-            reply_error(c, 422, "number_out_of_range",
-                        "A number is out of range: %s", msg);
+            reply_error(c, 422, "number_out_of_range", "A number is out of range: %s", msg);
         else if (e == JSON_DOC_NOMEM)
             reply_oom(c);
         else
-            reply_error(c, 400, e == JSON_DOC_MALFORMED ? "malformed_json"
-                                                        : "not_an_object",
-                        "%s", msg);
+            reply_error(c, 400, e == JSON_DOC_MALFORMED ? "malformed_json" : "not_an_object", "%s",
+                        msg);
         return 0;
     }
 
     int ok = 1;
     const char *key;
     json_t *v;
-    json_object_foreach (doc.root, key, v) {
+    json_object_foreach(doc.root, key, v)
+    {
         if (strcmp(key, "steps") == 0)
             ok = positive_member(c, v, STEPS_MAX, "invalid_steps", &a->steps);
         else if (strcmp(key, "to_version") == 0)
-            ok = positive_member(c, v, UINT64_MAX >> 1, "invalid_version",
-                                 &a->to_version);
+            ok = positive_member(c, v, UINT64_MAX >> 1, "invalid_version", &a->to_version);
         else {
             reply_error(c, 422, "unknown_field",
                         "A rollback body takes \"steps\" or \"to_version\".");
@@ -167,33 +160,28 @@ void handle_rollback(struct call *c)
 
     sb_coll *coll = NULL;
     sb_read_lock();
-    sb_status st =
-        sb_collection_find(c->api->store, c->coll.s, c->coll.len, &coll);
+    sb_status st = sb_collection_find(c->api->store, c->coll.s, c->coll.len, &coll);
     sb_read_unlock();
 
     sb_result res = {0};
     if (st == SB_OK && a.steps)
-        st = sb_rollback_steps(coll, c->id.s, c->id.len, (unsigned)a.steps,
-                               NULL, &res);
+        st = sb_rollback_steps(coll, c->id.s, c->id.len, (unsigned)a.steps, NULL, &res);
     else if (st == SB_OK)
-        st = sb_rollback_to(coll, c->id.s, c->id.len, a.to_version, NULL,
-                            &res);
+        st = sb_rollback_to(coll, c->id.s, c->id.len, a.to_version, NULL, &res);
 
     switch (st) {
     case SB_OK:
         restored(c, coll, &res);
         break;
     case SB_NOT_FOUND:
-        reply_error(c, 404, "not_found",
-                    "No document \"%.*s\" in collection \"%.*s\".",
+        reply_error(c, 404, "not_found", "No document \"%.*s\" in collection \"%.*s\".",
                     (int)c->id.len, c->id.s, (int)c->coll.len, c->coll.s);
         break;
     case SB_HISTORY_EXHAUSTED:
         exhausted(c, &res);
         break;
     case SB_FUTURE:
-        reply_error(c, 422, "future_revision",
-                    "Version %llu has not been written yet.",
+        reply_error(c, 422, "future_revision", "Version %llu has not been written yet.",
                     (unsigned long long)a.to_version);
         break;
     case SB_NOMEM:

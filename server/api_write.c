@@ -16,8 +16,9 @@ static int parse_doc(struct call *c, struct json_doc *doc)
 {
     const struct api_req *r = c->req;
     if (r->body == NULL || r->body_len == 0) {
-        reply_error(c, 400, "empty_body", "The request needs a JSON object "
-                                          "as its body.");
+        reply_error(c, 400, "empty_body",
+                    "The request needs a JSON object "
+                    "as its body.");
         return 0;
     }
     if (!body_is_json(c)) {
@@ -37,7 +38,8 @@ static int parse_doc(struct call *c, struct json_doc *doc)
     case JSON_DOC_OUT_OF_RANGE:
         reply_error(c, 422, "number_out_of_range",
                     "A number is out of range (integers must fit in 64 "
-                    "bits): %s", msg);
+                    "bits): %s",
+                    msg);
         return 0;
     case JSON_DOC_NOT_OBJECT:
         reply_error(c, 400, "not_an_object", "%s", msg);
@@ -67,8 +69,7 @@ static int reply_store_error(struct call *c, sb_status st)
 static sb_coll *open_coll(struct call *c)
 {
     sb_coll *coll = NULL;
-    sb_status st =
-        sb_collection_open(c->api->store, c->coll.s, c->coll.len, &coll);
+    sb_status st = sb_collection_open(c->api->store, c->coll.s, c->coll.len, &coll);
     if (st != SB_OK) {
         reply_store_error(c, st);
         return NULL;
@@ -76,9 +77,8 @@ static sb_coll *open_coll(struct call *c)
     return coll;
 }
 
-static void reply_written(struct call *c, const sb_result *res,
-                          const struct json_doc *doc, const char *id,
-                          size_t id_len)
+static void reply_written(struct call *c, const sb_result *res, const struct json_doc *doc,
+                          const char *id, size_t id_len)
 {
     struct buf b = {0};
     buf_append(&b, doc->compact, doc->compact_len);
@@ -107,8 +107,8 @@ void handle_create(struct call *c)
                     field, (int)c->coll.len, c->coll.s);
         goto out;
     case JSON_KEY_BAD_TYPE:
-        reply_error(c, 422, "invalid_key_type",
-                    "The \"%s\" field must be a string or an integer.", field);
+        reply_error(c, 422, "invalid_key_type", "The \"%s\" field must be a string or an integer.",
+                    field);
         goto out;
     case JSON_KEY_OK:
         break;
@@ -116,7 +116,8 @@ void handle_create(struct call *c)
     if (!sb_id_valid(id, id_len)) {
         reply_error(c, 422, "invalid_key",
                     "The \"%s\" field must be 1 to 512 bytes without NUL or "
-                    "'/' to serve as an id.", field);
+                    "'/' to serve as an id.",
+                    field);
         goto out;
     }
 
@@ -124,8 +125,7 @@ void handle_create(struct call *c)
     if (coll == NULL)
         goto out;
     sb_result res;
-    sb_status st = sb_create(coll, id, id_len, doc.compact, doc.compact_len,
-                             NULL, &res);
+    sb_status st = sb_create(coll, id, id_len, doc.compact, doc.compact_len, NULL, &res);
     if (st == SB_EXISTS)
         reply_error(c, 409, "already_exists",
                     "A document with id \"%.*s\" already exists in \"%.*s\"; "
@@ -142,14 +142,12 @@ out:
 enum precondition { PRE_NONE, PRE_MATCH_ANY, PRE_MATCH_REV, PRE_CREATE_ONLY };
 
 /* Reads If-Match / If-None-Match; replies and returns 0 when malformed. */
-static int parse_precondition(struct call *c, enum precondition *pre,
-                              uint64_t *rev)
+static int parse_precondition(struct call *c, enum precondition *pre, uint64_t *rev)
 {
     const struct api_req *r = c->req;
     *pre = PRE_NONE;
     if (r->if_match != NULL && r->if_none_match != NULL) {
-        reply_error(c, 400, "invalid_precondition",
-                    "Send If-Match or If-None-Match, not both.");
+        reply_error(c, 400, "invalid_precondition", "Send If-Match or If-None-Match, not both.");
         return 0;
     }
     if (r->if_none_match != NULL) {
@@ -165,8 +163,7 @@ static int parse_precondition(struct call *c, enum precondition *pre,
         if (n == 1 && s[0] == '*') {
             *pre = PRE_MATCH_ANY;
         } else if (n >= 3 && s[0] == '"' && s[n - 1] == '"' &&
-                   uri_parse_u64(s + 1, n - 2, UINT64_MAX, rev) == 0 &&
-                   *rev > 0) {
+                   uri_parse_u64(s + 1, n - 2, UINT64_MAX, rev) == 0 && *rev > 0) {
             *pre = PRE_MATCH_REV;
         } else {
             reply_error(c, 400, "invalid_precondition",
@@ -193,12 +190,10 @@ static uint64_t current_rev(sb_coll *coll, const struct uri_str *id)
  * *" becomes the revision seen now, so a concurrent delete between the
  * check and the write still fails the write instead of recreating.
  */
-static int resolve_precondition(struct call *c, sb_coll *coll,
-                                enum precondition pre, uint64_t *rev)
+static int resolve_precondition(struct call *c, sb_coll *coll, enum precondition pre, uint64_t *rev)
 {
     if (pre == PRE_MATCH_ANY && (*rev = current_rev(coll, &c->id)) == 0) {
-        reply_error(c, 412, "precondition_failed",
-                    "If-Match: * requires the document to exist.");
+        reply_error(c, 412, "precondition_failed", "If-Match: * requires the document to exist.");
         return 0;
     }
     return 1;
@@ -215,16 +210,15 @@ static int key_matches(struct call *c, const struct json_doc *doc)
     case JSON_KEY_MISSING:
         return 1;
     case JSON_KEY_BAD_TYPE:
-        reply_error(c, 422, "invalid_key_type",
-                    "The \"%s\" field must be a string or an integer.", field);
+        reply_error(c, 422, "invalid_key_type", "The \"%s\" field must be a string or an integer.",
+                    field);
         return 0;
     case JSON_KEY_OK:
         break;
     }
     if (len == c->id.len && memcmp(id, c->id.s, len) == 0)
         return 1;
-    reply_error(c, 422, "key_mismatch",
-                "The body's \"%s\" field differs from the id in the path.",
+    reply_error(c, 422, "key_mismatch", "The body's \"%s\" field differs from the id in the path.",
                 field);
     return 0;
 }
@@ -232,8 +226,7 @@ static int key_matches(struct call *c, const struct json_doc *doc)
 static void precondition_failed(struct call *c, enum precondition pre)
 {
     if (pre == PRE_CREATE_ONLY)
-        reply_error(c, 412, "precondition_failed",
-                    "If-None-Match: * but the document exists.");
+        reply_error(c, 412, "precondition_failed", "If-None-Match: * but the document exists.");
     else
         reply_error(c, 412, "precondition_failed",
                     "The document's current ETag is not the one in "
@@ -246,8 +239,7 @@ void handle_put(struct call *c)
     enum precondition pre;
     uint64_t rev = 0;
     struct json_doc doc;
-    if (!check_params(c, params) || !parse_precondition(c, &pre, &rev) ||
-        !parse_doc(c, &doc))
+    if (!check_params(c, params) || !parse_precondition(c, &pre, &rev) || !parse_doc(c, &doc))
         return;
     if (!key_matches(c, &doc))
         goto out;
@@ -260,11 +252,9 @@ void handle_put(struct call *c)
     sb_result res;
     sb_status st;
     if (pre == PRE_CREATE_ONLY)
-        st = sb_create(coll, c->id.s, c->id.len, doc.compact,
-                       doc.compact_len, NULL, &res);
+        st = sb_create(coll, c->id.s, c->id.len, doc.compact, doc.compact_len, NULL, &res);
     else
-        st = sb_put(coll, c->id.s, c->id.len, doc.compact, doc.compact_len,
-                    &opts, &res);
+        st = sb_put(coll, c->id.s, c->id.len, doc.compact, doc.compact_len, &opts, &res);
     if (st == SB_EXISTS || st == SB_CONFLICT)
         precondition_failed(c, pre);
     else if (!reply_store_error(c, st))
@@ -281,15 +271,13 @@ void handle_delete(struct call *c)
     if (!check_params(c, params) || !parse_precondition(c, &pre, &rev))
         return;
     if (pre == PRE_CREATE_ONLY) {
-        reply_error(c, 400, "invalid_precondition",
-                    "If-None-Match has no meaning for DELETE.");
+        reply_error(c, 400, "invalid_precondition", "If-None-Match has no meaning for DELETE.");
         return;
     }
 
     sb_coll *coll;
     sb_read_lock();
-    sb_status st =
-        sb_collection_find(c->api->store, c->coll.s, c->coll.len, &coll);
+    sb_status st = sb_collection_find(c->api->store, c->coll.s, c->coll.len, &coll);
     sb_read_unlock();
     if (st == SB_OK && !resolve_precondition(c, coll, pre, &rev))
         return;
@@ -299,8 +287,7 @@ void handle_delete(struct call *c)
     if (st == SB_OK)
         st = sb_delete(coll, c->id.s, c->id.len, &opts, &res);
     if (st == SB_NOT_FOUND) {
-        reply_error(c, 404, "not_found",
-                    "No document \"%.*s\" in collection \"%.*s\".",
+        reply_error(c, 404, "not_found", "No document \"%.*s\" in collection \"%.*s\".",
                     (int)c->id.len, c->id.s, (int)c->coll.len, c->coll.s);
     } else if (st == SB_CONFLICT) {
         precondition_failed(c, pre);

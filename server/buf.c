@@ -102,9 +102,8 @@ void buf_json_string(struct buf *b, const char *s, size_t len)
 
 static int unreserved(unsigned char ch)
 {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-           (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
-           ch == '~';
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_' || ch == '~';
 }
 
 void buf_percent_encode(struct buf *b, const char *s, size_t len)

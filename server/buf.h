@@ -19,8 +19,7 @@ struct buf {
 
 void buf_append(struct buf *b, const void *data, size_t len);
 void buf_puts(struct buf *b, const char *s);
-void buf_printf(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_u64(struct buf *b, uint64_t v);
 
 /* Appends `s` as a JSON string, quotes included.  `s` must be UTF-8. */

@@ -35,21 +35,18 @@ static size_t compact(const char *in, size_t len, char *out)
     return n;
 }
 
-enum json_doc_error json_doc_parse(const char *body, size_t len,
-                                   struct json_doc *out, char *msg,
+enum json_doc_error json_doc_parse(const char *body, size_t len, struct json_doc *out, char *msg,
                                    size_t msg_len)
 {
     json_error_t err;
     memset(out, 0, sizeof(*out));
 
-    out->root = json_loadb(
-        body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
-        &err);
+    out->root =
+        json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
     if (out->root == NULL) {
-        int range = strstr(err.text, "too big") != NULL ||
-                    strstr(err.text, "overflow") != NULL;
-        snprintf(msg, msg_len, "%s at line %d, column %d (byte %d).", err.text,
-                 err.line, err.column, err.position);
+        int range = strstr(err.text, "too big") != NULL || strstr(err.text, "overflow") != NULL;
+        snprintf(msg, msg_len, "%s at line %d, column %d (byte %d).", err.text, err.line,
+                 err.column, err.position);
         return range ? JSON_DOC_OUT_OF_RANGE : JSON_DOC_MALFORMED;
     }
     if (!json_is_object(out->root)) {
@@ -75,8 +72,8 @@ void json_doc_free(struct json_doc *d)
     memset(d, 0, sizeof(*d));
 }
 
-enum json_key_result json_doc_key(const json_t *root, const char *field,
-                                  char *scratch, const char **id, size_t *len)
+enum json_key_result json_doc_key(const json_t *root, const char *field, char *scratch,
+                                  const char **id, size_t *len)
 {
     json_t *v = json_object_get(root, field);
     if (v == NULL)
@@ -87,8 +84,7 @@ enum json_key_result json_doc_key(const json_t *root, const char *field,
         return JSON_KEY_OK;
     }
     if (json_is_integer(v)) {
-        int n = snprintf(scratch, 24, "%" JSON_INTEGER_FORMAT,
-                         json_integer_value(v));
+        int n = snprintf(scratch, 24, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         *id = scratch;
         *len = (size_t)n;
         return JSON_KEY_OK;

@@ -27,8 +27,7 @@ struct json_doc {
  * refused.  On JSON_DOC_OK, json_doc_free() releases `out`; otherwise
  * `msg` holds a sentence saying what is wrong and where.
  */
-enum json_doc_error json_doc_parse(const char *body, size_t len,
-                                   struct json_doc *out, char *msg,
+enum json_doc_error json_doc_parse(const char *body, size_t len, struct json_doc *out, char *msg,
                                    size_t msg_len);
 void json_doc_free(struct json_doc *d);
 
@@ -38,8 +37,7 @@ enum json_key_result { JSON_KEY_OK, JSON_KEY_MISSING, JSON_KEY_BAD_TYPE };
  * Reads the id held in `field` of `root`: a string as it is, an integer as
  * its decimal text (written into `scratch`, 24 bytes at least).
  */
-enum json_key_result json_doc_key(const json_t *root, const char *field,
-                                  char *scratch, const char **id,
-                                  size_t *len);
+enum json_key_result json_doc_key(const json_t *root, const char *field, char *scratch,
+                                  const char **id, size_t *len);
 
 #endif /* SNAPBACKD_JSON_DOC_H */

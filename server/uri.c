@@ -21,8 +21,7 @@ static int hexval(char c)
 }
 
 /* Decodes [s, s+len) into *dst, advancing it; fills `out`. */
-static enum uri_error decode(const char *s, size_t len, char **dst,
-                             struct uri_str *out)
+static enum uri_error decode(const char *s, size_t len, char **dst, struct uri_str *out)
 {
     char *start = *dst, *p = *dst;
     for (size_t i = 0; i < len; i++) {
@@ -43,8 +42,7 @@ static enum uri_error decode(const char *s, size_t len, char **dst,
     return URI_OK;
 }
 
-static enum uri_error parse_path(const char *s, size_t len, struct uri *u,
-                                 char **dst)
+static enum uri_error parse_path(const char *s, size_t len, struct uri *u, char **dst)
 {
     size_t i = 1; /* past the leading '/' */
     if (len == 1)
@@ -64,8 +62,7 @@ static enum uri_error parse_path(const char *s, size_t len, struct uri *u,
     return URI_OK;
 }
 
-static enum uri_error parse_query(const char *s, size_t len, struct uri *u,
-                                  char **dst)
+static enum uri_error parse_query(const char *s, size_t len, struct uri *u, char **dst)
 {
     size_t i = 0;
     while (i < len) {

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define URI_MAX_SEGMENTS 4
-#define URI_MAX_PARAMS 8
+#define URI_MAX_PARAMS   8
 
 struct uri_str {
     const char *s; /* decoded; points into the uri's own buffer */
@@ -30,10 +30,10 @@ struct uri {
 
 enum uri_error {
     URI_OK = 0,
-    URI_NOT_ABSOLUTE,   /* target does not start with '/' */
-    URI_BAD_ESCAPE,     /* '%' not followed by two hex digits */
-    URI_TOO_DEEP,       /* more segments than any route has */
-    URI_EMPTY_SEGMENT,  /* "//" or a trailing '/' */
+    URI_NOT_ABSOLUTE,  /* target does not start with '/' */
+    URI_BAD_ESCAPE,    /* '%' not followed by two hex digits */
+    URI_TOO_DEEP,      /* more segments than any route has */
+    URI_EMPTY_SEGMENT, /* "//" or a trailing '/' */
     URI_TOO_MANY_PARAMS,
     URI_NOMEM
 };
