@@ -49,6 +49,6 @@ LD_LIBRARY_PATH="$PREFIX/lib:$PREFIX/lib/x86_64-linux-gnu" "$PREFIX/embed" | gre
 echo "embedding example: ok"
 
 echo "== benchmarks, smoke run"
-./bench/run-core.sh --smoke build-release
+./bench/run-core.sh --brief build-release/bench
 
 echo "all tests passed"

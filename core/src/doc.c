@@ -189,13 +189,20 @@ static sb_status read_args(const sb_coll *c, const void *id, size_t len,
     return SB_OK;
 }
 
+/*
+ * sb_get() checks the id's bytes only when it is not found: a stored id
+ * passed that check when it was written, so a hit proves it valid, and the
+ * hottest path saves two scans of the id.
+ */
 sb_status sb_get(sb_coll *coll, const void *id, size_t id_len, sb_view *out)
 {
-    sb_status st = read_args(coll, id, id_len, out);
-    if (st != SB_OK)
-        return st;
+    if (coll == NULL || out == NULL || id == NULL || id_len == 0 ||
+        id_len > SB_ID_MAX)
+        return SB_INVALID;
 
     struct doc *d = doc_find(coll, id, id_len, id_hash(coll, id, id_len));
+    if (d == NULL && !sb_id_valid(id, id_len))
+        return SB_INVALID;
     const struct version *v = d ? visible_head(coll->store, d) : NULL;
     if (v == NULL) {
         view_none(out, d);
@@ -290,8 +297,10 @@ sb_status sb_history(sb_coll *coll, const void *id, size_t id_len, sb_view *out,
     if (v == NULL)
         return SB_NOT_FOUND;
 
-    size_t n = 0;
-    for (; v != NULL; v = load_older(v), n++) {
+    /* A writer trims the tail just after it publishes a new head, so a
+     * walk may meet one version more than the depth: the one going away. */
+    size_t n = 0, depth = coll->store->history;
+    for (; v != NULL && n < depth; v = load_older(v), n++) {
         if (n < cap)
             view_fill(&out[n], d, v);
     }
@@ -459,8 +468,10 @@ static sb_status commit(struct txn *t, struct version *v,
     /* Publish: the head (with the version's contents), the index node for a
      * new document, then the revision, then trim. */
     atomic_store_explicit(&d->head, v, memory_order_release);
-    if (t->d == NULL)
+    if (t->d == NULL) {
         cds_lfht_add(t->c->docs, t->hash, &d->node);
+        sb__index_added(t->c);
+    }
     d->count++;
     atomic_store_explicit(&s->revision, v->rev, memory_order_release);
     *trimmed = d->count > s->history ? trim_tail(d) : NULL;

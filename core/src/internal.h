@@ -31,6 +31,9 @@
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 /* Version flags. */
 #define VF_ABSENT 0x01 /* the document does not exist in this state */
 #define VF_FIRST  0x02 /* the document's first version ever: nothing older */
@@ -85,6 +88,16 @@ struct sb_coll {
     struct sb_store *store;
     struct cds_lfht *docs;
     struct sb_coll *graveyard; /* sb_store_close(): collections to free */
+
+    /* Sizing of `docs` (index.c); all under the store's write lock but
+     * the two atomics, which the resize thread also touches. */
+    unsigned long ndocs;   /* documents in the table */
+    unsigned long buckets; /* size the table has or is being resized to */
+    int resizing;          /* `resizer` is running or not yet joined */
+    pthread_t resizer;
+    _Atomic unsigned long resize_to;
+    _Atomic int resize_done;
+
     uint64_t hash_seed;
     _Atomic uint32_t name_len; /* release-stored once the name is written */
     char name[SB_COLLECTION_MAX];
@@ -101,8 +114,18 @@ struct sb_store {
     void *log_ctx;
 };
 
-/* Hashing of ids and names, seeded per store against collision floods. */
-uint64_t sb__hash(uint64_t seed, const void *key, size_t len);
+/* Hashing of ids and names, seeded per store against collision floods;
+ * inlined, since every lookup starts with it. */
+static inline uint64_t sb__hash(uint64_t seed, const void *key, size_t len)
+{
+    return XXH3_64bits_withSeed(key, len, seed);
+}
+
+/* Document-table sizing (index.c). */
+#define SB__INDEX_MIN_BUCKETS 64
+#define SB__INDEX_MAX_BUCKETS (1UL << 40)
+void sb__index_added(struct sb_coll *c);
+void sb__index_join(struct sb_coll *c);
 
 /* Whether the calling thread called sb_thread_register(). */
 int sb__thread_registered(void);

@@ -14,9 +14,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #ifdef SB_TSAN
 char sb__tsan_grace;
 #endif
@@ -25,12 +22,6 @@ static _Thread_local int thread_registered;
 
 /* Initial and minimum bucket counts; tables grow on their own. */
 #define COLL_BUCKETS 8
-#define DOC_BUCKETS  64
-
-uint64_t sb__hash(uint64_t seed, const void *key, size_t len)
-{
-    return XXH3_64bits_withSeed(key, len, seed);
-}
 
 int sb__thread_registered(void)
 {
@@ -85,11 +76,14 @@ static uint64_t random_seed(void)
     return (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^ (uintptr_t)&seed;
 }
 
-static struct cds_lfht *table_new(unsigned long buckets)
+/*
+ * The table of collections stays small and grows on its own.  Document
+ * tables are sized by index.c, which explains why.
+ */
+static struct cds_lfht *table_new(unsigned long buckets, int flags)
 {
-    return cds_lfht_new_flavor(buckets, buckets, 0,
-                               CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-                               &urcu_memb_flavor, NULL);
+    return cds_lfht_new_flavor(buckets, buckets, 0, flags, &urcu_memb_flavor,
+                               NULL);
 }
 
 sb_status sb_store_open(const sb_options *opts, sb_store **out)
@@ -105,7 +99,8 @@ sb_status sb_store_open(const sb_options *opts, sb_store **out)
     struct sb_store *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return SB_NOMEM;
-    s->colls = table_new(COLL_BUCKETS);
+    s->colls =
+        table_new(COLL_BUCKETS, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING);
     if (s->colls == NULL || pthread_mutex_init(&s->write_lock, NULL) != 0) {
         if (s->colls)
             cds_lfht_destroy(s->colls, NULL);
@@ -163,7 +158,8 @@ static struct sb_coll *collection_add(sb_store *s, const char *name, size_t len,
     struct sb_coll *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    c->docs = table_new(DOC_BUCKETS);
+    c->docs = table_new(SB__INDEX_MIN_BUCKETS, 0);
+    c->buckets = SB__INDEX_MIN_BUCKETS;
     if (c->docs == NULL) {
         free(c);
         return NULL;
@@ -310,6 +306,7 @@ void sb_store_close(sb_store *store)
 
     while (colls != NULL) {
         struct sb_coll *next = colls->graveyard;
+        sb__index_join(colls);
         urcu_memb_read_lock();
         struct doc *dead = collection_empty(colls);
         urcu_memb_read_unlock();
