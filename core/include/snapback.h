@@ -18,6 +18,11 @@
  * (they may wait for other writers, and a writer that waits while it holds
  * a read section delays memory reclamation for everyone).
  *
+ * Background work.  Memory that writers retire is freed by liburcu's
+ * call_rcu thread, and when a collection's index outgrows its table the
+ * library resizes it on a short-lived thread of its own, so no writer
+ * waits for it.  sb_store_close() waits for both.
+ *
  * Errors.  Every function that can fail returns an sb_status; results travel
  * through out-parameters, which are left untouched on failure unless the
  * function says otherwise.  A failed call changes nothing in the store.  The
