@@ -11,6 +11,7 @@
  * Every error is JSON: {"error":"snake_case_code","message":"..."}.
  */
 #include "api_internal.h"
+#include "json_doc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -213,6 +214,36 @@ int body_is_json(const struct call *c)
     if (ct == NULL || len < n || strncasecmp(ct, json, n) != 0)
         return 0;
     return len == n || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
+}
+
+int parse_json_body(struct call *c, struct json_doc *doc)
+{
+    const struct api_req *r = c->req;
+    char msg[256];
+
+    if (!body_is_json(c)) {
+        reply_error(c, 415, "unsupported_media_type",
+                    "The body must be sent with Content-Type: application/json.");
+        return 0;
+    }
+    switch (json_doc_parse(r->body ? r->body : "", r->body_len, doc, msg, sizeof(msg))) {
+    case JSON_DOC_OK:
+        return 1;
+    case JSON_DOC_MALFORMED:
+        reply_error(c, 400, "malformed_json", "Malformed JSON: %s", msg);
+        return 0;
+    case JSON_DOC_OUT_OF_RANGE:
+        reply_error(c, 422, "number_out_of_range",
+                    "A number is out of range (integers must fit in 64 bits): %s", msg);
+        return 0;
+    case JSON_DOC_NOT_OBJECT:
+        reply_error(c, 400, "not_an_object", "%s", msg);
+        return 0;
+    case JSON_DOC_NOMEM:
+        break;
+    }
+    reply_oom(c);
+    return 0;
 }
 
 const char *key_field(const struct api *api, const struct uri_str *coll)

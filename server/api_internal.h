@@ -41,6 +41,10 @@ void reply_oom(struct call *c);
 
 /* Request helpers. */
 int body_is_json(const struct call *c);
+struct json_doc;
+/* Parses the body as a JSON object (it must be sent as application/json);
+ * replies with the matching error and returns 0 when it is not one. */
+int parse_json_body(struct call *c, struct json_doc *doc);
 const char *key_field(const struct api *api, const struct uri_str *coll);
 int check_params(struct call *c, const char *const *allowed);
 

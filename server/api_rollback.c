@@ -53,26 +53,9 @@ static int args_from_body(struct call *c, struct rollback_args *a)
     const struct api_req *r = c->req;
     if (r->body == NULL || r->body_len == 0)
         return 1;
-    if (!body_is_json(c)) {
-        reply_error(c, 415, "unsupported_media_type",
-                    "The body must be sent with Content-Type: "
-                    "application/json.");
-        return 0;
-    }
-
-    char msg[256];
     struct json_doc doc;
-    enum json_doc_error e = json_doc_parse(r->body, r->body_len, &doc, msg, sizeof(msg));
-    if (e != JSON_DOC_OK) {
-        if (e == JSON_DOC_OUT_OF_RANGE)
-            reply_error(c, 422, "number_out_of_range", "A number is out of range: %s", msg);
-        else if (e == JSON_DOC_NOMEM)
-            reply_oom(c);
-        else
-            reply_error(c, 400, e == JSON_DOC_MALFORMED ? "malformed_json" : "not_an_object", "%s",
-                        msg);
+    if (!parse_json_body(c, &doc))
         return 0;
-    }
 
     int ok = 1;
     const char *key;

@@ -14,41 +14,11 @@
 /* Parses a required JSON object body; replies and returns 0 on error. */
 static int parse_doc(struct call *c, struct json_doc *doc)
 {
-    const struct api_req *r = c->req;
-    if (r->body == NULL || r->body_len == 0) {
-        reply_error(c, 400, "empty_body",
-                    "The request needs a JSON object "
-                    "as its body.");
+    if (c->req->body == NULL || c->req->body_len == 0) {
+        reply_error(c, 400, "empty_body", "The request needs a JSON object as its body.");
         return 0;
     }
-    if (!body_is_json(c)) {
-        reply_error(c, 415, "unsupported_media_type",
-                    "The body must be sent with Content-Type: "
-                    "application/json.");
-        return 0;
-    }
-
-    char msg[256];
-    switch (json_doc_parse(r->body, r->body_len, doc, msg, sizeof(msg))) {
-    case JSON_DOC_OK:
-        return 1;
-    case JSON_DOC_MALFORMED:
-        reply_error(c, 400, "malformed_json", "Malformed JSON: %s", msg);
-        return 0;
-    case JSON_DOC_OUT_OF_RANGE:
-        reply_error(c, 422, "number_out_of_range",
-                    "A number is out of range (integers must fit in 64 "
-                    "bits): %s",
-                    msg);
-        return 0;
-    case JSON_DOC_NOT_OBJECT:
-        reply_error(c, 400, "not_an_object", "%s", msg);
-        return 0;
-    case JSON_DOC_NOMEM:
-        break;
-    }
-    reply_oom(c);
-    return 0;
+    return parse_json_body(c, doc);
 }
 
 static int reply_store_error(struct call *c, sb_status st)

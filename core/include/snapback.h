@@ -64,6 +64,10 @@ typedef enum sb_status {
     SB_FUTURE,            /* revision above the last committed one */
     SB_NOMEM,             /* an allocation failed; nothing changed */
     SB_UNREGISTERED,      /* calling thread did not call sb_thread_register */
+    SB_IO,                /* the log could not be written or synced */
+    SB_NOSPACE,           /* the log's file system is full; nothing changed */
+    SB_CORRUPT,           /* the data directory holds damaged records */
+    SB_LOCKED,            /* another process has the data directory open */
     SB_STATUS_COUNT
 } sb_status;
 
@@ -129,6 +133,18 @@ typedef enum sb_log_level {
 
 typedef void (*sb_log_fn)(void *ctx, sb_log_level level, const char *msg);
 
+/* When a write counts as durable; see docs/durability.md. */
+typedef enum sb_fsync {
+    SB_FSYNC_ALWAYS = 0, /* a write returns once its record is on disk;
+                            concurrent writers share one fsync */
+    SB_FSYNC_BATCH,      /* a write returns once written to the file; a
+                            background thread syncs every interval */
+    SB_FSYNC_NEVER       /* the operating system decides when to sync */
+} sb_fsync;
+
+/* File operations a fault hook may fail (tests only). */
+typedef enum sb_io_op { SB_IO_WRITE, SB_IO_SYNC } sb_io_op;
+
 typedef struct sb_options {
     /* Versions kept per document, the current one included: 1..65535.
      * With a depth of D a document can be rolled back up to D - 1 steps,
@@ -139,16 +155,41 @@ typedef struct sb_options {
      * May be called from any thread that calls into the library. */
     sb_log_fn log;
     void *log_ctx;
+
+    /* Persistence.  NULL: the store lives in memory only.  Otherwise the
+     * directory (created if missing, its parent must exist) holds the
+     * write-ahead log; sb_store_open() replays it, and every write is
+     * appended to it before it is applied. */
+    const char *data_dir;
+    sb_fsync fsync;
+    unsigned fsync_interval_ms; /* SB_FSYNC_BATCH: default 10 */
+    /* Recovery: 0 refuses a log damaged before its tail (SB_CORRUPT, the
+     * file and offset logged); 1 keeps what precedes the damage and
+     * discards the rest. */
+    int repair;
+
+    /* Tests only: called before each log write or sync; a non-zero return
+     * is taken as that errno, as if the operation had failed. */
+    int (*io_fault)(void *ctx, sb_io_op op);
+    void *io_fault_ctx;
 } sb_options;
 
-/* Fills `opts` with the defaults (history = SB_HISTORY_DEFAULT, no log). */
+/* Fills `opts` with the defaults: history SB_HISTORY_DEFAULT, no log, in
+ * memory only (data_dir NULL), SB_FSYNC_ALWAYS, a 10 ms batch interval. */
 SB_API void sb_options_init(sb_options *opts);
 
 /*
- * Creates an empty store.  `opts` may be NULL for the defaults.  On SB_OK,
- * *out is the new store, owned by the caller until sb_store_close().
- * Returns SB_INVALID (NULL out, history out of range) or SB_NOMEM.
- * Thread-safe; needs no registration.
+ * Opens a store.  `opts` may be NULL for the defaults.  In memory the store
+ * starts empty; with opts->data_dir it is rebuilt from the log there: every
+ * document, version, revision and change set as it was committed.  A log
+ * whose last record is incomplete or damaged (a crash in mid-write) is cut
+ * back to its last intact record, with one SB_LOG_WARN message saying what
+ * was dropped.  On SB_OK, *out is the store, owned by the caller until
+ * sb_store_close().  Returns SB_INVALID (NULL out, a value out of range),
+ * SB_NOMEM, SB_LOCKED (another process holds the directory), SB_CORRUPT
+ * (damage before the log's tail, without opts->repair; the message names
+ * the file and offset), SB_IO (the directory or log cannot be used).
+ * The calling thread is registered if it was not.  Thread-safe.
  */
 SB_API sb_status sb_store_open(const sb_options *opts, sb_store **out);
 
@@ -333,7 +374,15 @@ typedef struct sb_result {
  * serialised per store and linearisable: a reader that starts after a write
  * returns sees it.  Each may return SB_INVALID (NULL argument, invalid id,
  * oversized change set or payload), SB_NOMEM and SB_UNREGISTERED, besides
- * the statuses listed with it; on any failure nothing changed.
+ * the statuses listed with it; on any of these nothing changed.
+ *
+ * With a data directory, a write is appended to the log before it is
+ * applied, and returns as the fsync mode says.  SB_NOSPACE or SB_IO from
+ * the append: nothing changed, and later writes are tried afresh.  SB_IO
+ * from the sync (SB_FSYNC_ALWAYS): the write is not durable, although
+ * readers may already see it; the store then refuses every write with
+ * SB_IO until it is reopened, since after a failed sync what the file holds
+ * is unknown.  Reads always go on.
  */
 
 /*

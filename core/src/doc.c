@@ -15,6 +15,8 @@
  *   only ever moves towards older versions, in one pass over the chain.
  */
 #include "internal.h"
+#include "record.h"
+#include "wal.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -359,6 +361,7 @@ struct txn {
     uint64_t hash;
     struct doc *d;
     struct version *head; /* d's head, NULL if d is NULL */
+    uint64_t lsn;         /* log position of the write, 0 if none */
 };
 
 static sb_status write_args(const sb_coll *c, const void *id, size_t len,
@@ -371,6 +374,8 @@ static sb_status write_args(const sb_coll *c, const void *id, size_t len,
         return SB_INVALID;
     if (!sb__thread_registered())
         return SB_UNREGISTERED;
+    if (c->store->wal != NULL && wal_failed(c->store->wal))
+        return SB_IO;
     return SB_OK;
 }
 
@@ -382,6 +387,7 @@ static void txn_begin(struct txn *t, struct sb_coll *c, const void *id,
     t->id = id;
     t->id_len = len;
     t->hash = id_hash(c, id, len);
+    t->lsn = 0;
     pthread_mutex_lock(&t->s->write_lock);
     urcu_memb_read_lock();
     t->d = doc_find(c, id, len, t->hash);
@@ -398,6 +404,13 @@ static void txn_end(struct txn *t, struct version *trimmed)
         SB_TSAN_READ_END();
         urcu_memb_call_rcu(&trimmed->rcu, on_version_reclaim);
     }
+}
+
+/* Waits, after txn_end(), until the write is as durable as the fsync
+ * mode promises. */
+static sb_status txn_sync(const struct txn *t)
+{
+    return t->lsn ? wal_wait(t->s->wal, t->lsn) : SB_OK;
 }
 
 static int head_live(const struct txn *t)
@@ -434,49 +447,135 @@ static struct version *trim_tail(struct doc *d)
     return old;
 }
 
+/* Allocates the document a first write creates; NULL when out of memory. */
+static struct doc *doc_new(const void *id, size_t len)
+{
+    struct doc *d = malloc(sizeof(*d) + len);
+    if (d == NULL)
+        return NULL;
+    d->tail = NULL;
+    d->count = 0;
+    d->id_len = (uint32_t)len;
+    memcpy(d->id, id, len);
+    atomic_init(&d->head, NULL);
+    return d;
+}
+
 /*
- * Makes `v` the new head of the transaction's document, creating the
- * document if needed, and publishes it.  Returns the version trimmed off
- * the tail (to free after the read section), or NULL.  On SB_NOMEM nothing
- * was changed and `v` still belongs to the caller.
+ * Makes `v`, numbered already, the head of `d` and publishes it: the head
+ * (with the version's contents), the index node of a new document, then the
+ * revision, then the trim.  Returns the version trimmed off the tail, to be
+ * freed once readers are done, or NULL.  Write lock and read section held.
+ */
+static struct version *link_head(struct sb_store *s, struct sb_coll *c,
+                                 struct doc *d, int fresh, uint64_t hash,
+                                 struct version *v)
+{
+    struct version *head = atomic_load_explicit(&d->head, memory_order_relaxed);
+
+    atomic_store_explicit(&v->older, head, memory_order_relaxed);
+    v->w.newer = NULL;
+    if (head != NULL)
+        head->w.newer = v;
+    else
+        d->tail = v;
+    atomic_store_explicit(&d->head, v, memory_order_release);
+    if (fresh) {
+        cds_lfht_add(c->docs, hash, &d->node);
+        sb__index_added(c);
+    }
+    d->count++;
+    atomic_store_explicit(&s->revision, v->rev, memory_order_release);
+    return d->count > s->history ? trim_tail(d) : NULL;
+}
+
+/* Appends the version to the log, if the store has one. */
+static sb_status log_version(struct txn *t, const struct version *v)
+{
+    if (t->s->wal == NULL)
+        return SB_OK;
+    struct record r = {
+        .rev = v->rev,
+        .time_ns = v->time_ns,
+        .follows = v->w.follows,
+        .restored = version_restored(v),
+        .op = v->op,
+        .flags = v->flags,
+        .coll = t->c->name,
+        .coll_len = atomic_load_explicit(&t->c->name_len, memory_order_relaxed),
+        .id = t->id,
+        .id_len = t->id_len,
+        .cs = version_cs(v),
+        .cs_len = v->cs_len,
+        .payload = version_payload(v),
+        .len = (v->flags & VF_ABSENT) ? 0 : v->len,
+    };
+    return wal_append(t->s->wal, &r, &t->lsn);
+}
+
+/*
+ * Numbers `v`, logs it and makes it the head of the transaction's document,
+ * creating the document if needed.  Sets *trimmed as link_head() returns
+ * it.  On failure nothing was changed and `v` still belongs to the caller.
  */
 static sb_status commit(struct txn *t, struct version *v,
                         struct version **trimmed)
 {
     struct sb_store *s = t->s;
     struct doc *d = t->d;
+    int fresh = d == NULL;
 
-    if (d == NULL) {
-        d = malloc(sizeof(*d) + t->id_len);
-        if (d == NULL)
-            return SB_NOMEM;
-        d->tail = v;
-        d->count = 0;
-        d->id_len = (uint32_t)t->id_len;
-        memcpy(d->id, t->id, t->id_len);
-        atomic_init(&d->head, NULL);
-    }
-
+    if (fresh && (d = doc_new(t->id, t->id_len)) == NULL)
+        return SB_NOMEM;
     v->rev = atomic_load_explicit(&s->revision, memory_order_relaxed) + 1;
     v->time_ns = commit_time(s);
-    atomic_store_explicit(&v->older, t->head, memory_order_relaxed);
-    if (t->head != NULL)
-        t->head->w.newer = v;
-    else
+    if (t->head == NULL)
         v->flags |= VF_FIRST;
 
-    /* Publish: the head (with the version's contents), the index node for a
-     * new document, then the revision, then trim. */
-    atomic_store_explicit(&d->head, v, memory_order_release);
-    if (t->d == NULL) {
-        cds_lfht_add(t->c->docs, t->hash, &d->node);
-        sb__index_added(t->c);
+    sb_status st = log_version(t, v);
+    if (st != SB_OK) {
+        if (fresh)
+            free(d);
+        return st;
     }
-    d->count++;
-    atomic_store_explicit(&s->revision, v->rev, memory_order_release);
-    *trimmed = d->count > s->history ? trim_tail(d) : NULL;
+    *trimmed = link_head(s, t->c, d, fresh, t->hash, v);
     t->d = d;
     return SB_OK;
+}
+
+sb_status sb__replay(struct sb_store *s, const struct record *r)
+{
+    sb_coll *c;
+    sb_status st = sb_collection_open(s, r->coll, r->coll_len, &c);
+    if (st != SB_OK)
+        return st;
+
+    sb_write_opts o = {.change_set = r->cs, .change_set_len = r->cs_len};
+    struct version *v = version_new((sb_op)r->op, r->flags, r->restored, &o,
+                                    r->payload, r->len);
+    if (v == NULL)
+        return SB_NOMEM;
+    v->rev = r->rev;
+    v->time_ns = r->time_ns;
+    v->w.follows = r->follows;
+    if (r->time_ns > s->last_time_ns)
+        s->last_time_ns = r->time_ns;
+
+    uint64_t hash = id_hash(c, r->id, r->id_len);
+    struct version *trimmed = NULL;
+    urcu_memb_read_lock();
+    struct doc *d = doc_find(c, r->id, r->id_len, hash);
+    int fresh = d == NULL;
+    if (fresh && (d = doc_new(r->id, r->id_len)) == NULL)
+        st = SB_NOMEM;
+    else
+        trimmed = link_head(s, c, d, fresh, hash, v);
+    urcu_memb_read_unlock();
+    if (st != SB_OK)
+        free(v);
+    if (trimmed != NULL)
+        urcu_memb_call_rcu(&trimmed->rcu, on_version_reclaim);
+    return st;
 }
 
 static void result_fill(sb_result *res, const struct txn *t,
@@ -532,9 +631,11 @@ static sb_status write_doc(sb_coll *c, const void *id, size_t id_len,
     if (st == SB_OK)
         result_fill(res, &t, v, live);
     txn_end(&t, trimmed);
-    if (st != SB_OK)
+    if (st != SB_OK) {
         free(v);
-    return st;
+        return st;
+    }
+    return txn_sync(&t);
 }
 
 sb_status sb_create(sb_coll *coll, const void *id, size_t id_len,
@@ -667,7 +768,7 @@ sb_status sb_rollback_steps(sb_coll *coll, const void *id, size_t id_len,
     if (st == SB_OK)
         st = restore(&t, target, opts, res, &trimmed);
     txn_end(&t, trimmed);
-    return st;
+    return st == SB_OK ? txn_sync(&t) : st;
 }
 
 sb_status sb_rollback_to(sb_coll *coll, const void *id, size_t id_len,
@@ -696,5 +797,5 @@ sb_status sb_rollback_to(sb_coll *coll, const void *id, size_t id_len,
     if (st == SB_OK)
         st = restore(&t, (struct version *)target, opts, res, &trimmed);
     txn_end(&t, trimmed);
-    return st;
+    return st == SB_OK ? txn_sync(&t) : st;
 }

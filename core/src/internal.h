@@ -103,8 +103,12 @@ struct sb_coll {
     char name[SB_COLLECTION_MAX];
 };
 
+struct wal;
+struct record;
+
 struct sb_store {
     _Atomic uint64_t revision; /* last published revision */
+    struct wal *wal;           /* NULL for a store in memory only */
     pthread_mutex_t write_lock;
     int64_t last_time_ns; /* keeps commit times monotonic; under the lock */
     unsigned history;
@@ -126,6 +130,13 @@ static inline uint64_t sb__hash(uint64_t seed, const void *key, size_t len)
 #define SB__INDEX_MAX_BUCKETS (1UL << 40)
 void sb__index_added(struct sb_coll *c);
 void sb__index_join(struct sb_coll *c);
+
+/* Applies one logged version while the store opens (recover.c). */
+sb_status sb__replay(struct sb_store *s, const struct record *r);
+
+/* Passes a message to the host's log callback, if it gave one. */
+void sb__log(const struct sb_store *s, sb_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Whether the calling thread called sb_thread_register(). */
 int sb__thread_registered(void);

@@ -22,6 +22,13 @@ static const char *const status_text[SB_STATUS_COUNT] = {
     [SB_NOMEM] = "Out of memory; nothing was changed.",
     [SB_UNREGISTERED] = "The calling thread must call sb_thread_register() "
                         "first.",
+    [SB_IO] = "The write-ahead log could not be written or synced; the "
+              "write is not durable.",
+    [SB_NOSPACE] = "The data directory's file system is full; nothing was "
+                   "changed.",
+    [SB_CORRUPT] = "The data directory holds damaged records before the end "
+                   "of its log.",
+    [SB_LOCKED] = "Another process has the data directory open.",
 };
 
 const char *sb_status_str(sb_status status)

@@ -8,6 +8,10 @@
  * handle.  Closing a store assumes no other thread touches it any more.
  */
 #include "internal.h"
+#include "wal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +67,21 @@ void sb_options_init(sb_options *opts)
         return;
     memset(opts, 0, sizeof(*opts));
     opts->history = SB_HISTORY_DEFAULT;
+    opts->fsync = SB_FSYNC_ALWAYS;
+    opts->fsync_interval_ms = 10;
+}
+
+void sb__log(const struct sb_store *s, sb_log_level level, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    if (s->log == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    s->log(s->log_ctx, level, msg);
 }
 
 /* A seed the clients of a server cannot guess, to keep chains short. */
@@ -93,7 +112,9 @@ sb_status sb_store_open(const sb_options *opts, sb_store **out)
         sb_options_init(&defaults);
         opts = &defaults;
     }
-    if (out == NULL || opts->history < 1 || opts->history > SB_HISTORY_MAX)
+    if (out == NULL || opts->history < 1 || opts->history > SB_HISTORY_MAX ||
+        (unsigned)opts->fsync > SB_FSYNC_NEVER ||
+        (opts->data_dir != NULL && opts->data_dir[0] == '\0'))
         return SB_INVALID;
 
     struct sb_store *s = calloc(1, sizeof(*s));
@@ -112,6 +133,17 @@ sb_status sb_store_open(const sb_options *opts, sb_store **out)
     s->hash_seed = random_seed();
     s->log = opts->log;
     s->log_ctx = opts->log_ctx;
+
+    /* Replaying the log writes to the store like any writer does. */
+    sb_status st = SB_OK;
+    if (opts->data_dir != NULL) {
+        sb_thread_register();
+        st = wal_open(s, opts, &s->wal);
+    }
+    if (st != SB_OK) {
+        sb_store_close(s);
+        return st;
+    }
     *out = s;
     return SB_OK;
 }
@@ -283,6 +315,9 @@ void sb_store_close(sb_store *store)
 {
     if (store == NULL)
         return;
+
+    /* The log first: a clean close leaves every write on disk. */
+    wal_close(store->wal);
 
     /* Let the versions already handed to call_rcu be freed first. */
     int was_registered = thread_registered;

@@ -1,0 +1,272 @@
+/*
+ * wal.c - appending to the write-ahead log and making it durable.
+ *
+ * Order of a write (doc.c): with the store's write lock held, the record is
+ * appended to the log file, then the version is applied in memory; the lock
+ * is released; then, in SB_FSYNC_ALWAYS mode, the writer waits until a sync
+ * covers its record.  The append happening first is what lets a failed
+ * append (a full disk) leave memory untouched.
+ *
+ * Group commit: log positions are byte counts.  A writer that needs its
+ * position synced and finds no sync running becomes the leader: it syncs
+ * everything appended so far, outside any lock but sync_lock's brief
+ * holds, and wakes the others; those covered return, the rest elect the
+ * next leader.  So N concurrent writers share one fsync instead of paying
+ * N of them.
+ *
+ * A failed append is cut back off the file (ftruncate to the last good
+ * length) so that recovery never meets half a record in the middle of the
+ * log.  A failed sync is final: after it the kernel may have dropped the
+ * dirty pages, so what the file holds is unknown, and the store refuses
+ * writes until it is reopened and recovery reads what really is on disk.
+ */
+#include "wal.h"
+#include "internal.h"
+#include "record.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int fault(struct wal *w, sb_io_op op)
+{
+    return w->io_fault ? w->io_fault(w->io_fault_ctx, op) : 0;
+}
+
+/* Writes all of buf; returns 0 or an errno. */
+static int write_all(int fd, const unsigned char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EIO;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int sync_file(struct wal *w)
+{
+    int err = fault(w, SB_IO_SYNC);
+    if (err == 0 && fdatasync(w->fd) != 0)
+        err = errno;
+    return err;
+}
+
+static sb_status append_failed(struct wal *w, int err)
+{
+    /* Cut off whatever part of the record reached the file. */
+    if (ftruncate(w->fd, (off_t)w->offset) != 0)
+        atomic_store(&w->failed, 1);
+    return err == ENOSPC || err == EDQUOT ? SB_NOSPACE : SB_IO;
+}
+
+sb_status wal_append(struct wal *w, const struct record *r, uint64_t *lsn)
+{
+    size_t n = record_size(r);
+    if (n > w->buf_cap) {
+        unsigned char *buf = realloc(w->buf, n);
+        if (buf == NULL)
+            return SB_NOMEM;
+        w->buf = buf;
+        w->buf_cap = n;
+    }
+    record_encode(r, w->buf);
+
+    /* An injected fault lands half the record first, like a real crash
+     * or a disk filling up in mid-write would. */
+    int err = fault(w, SB_IO_WRITE);
+    if (err != 0) {
+        write_all(w->fd, w->buf, n / 2);
+        return append_failed(w, err);
+    }
+    if ((err = write_all(w->fd, w->buf, n)) != 0)
+        return append_failed(w, err);
+
+    w->offset += n;
+    uint64_t end = atomic_load_explicit(&w->written, memory_order_relaxed) + n;
+    atomic_store_explicit(&w->written, end, memory_order_release);
+    *lsn = end;
+    return SB_OK;
+}
+
+int wal_failed(struct wal *w)
+{
+    return atomic_load_explicit(&w->failed, memory_order_acquire);
+}
+
+sb_status wal_wait(struct wal *w, uint64_t lsn)
+{
+    if (w->mode != SB_FSYNC_ALWAYS)
+        return SB_OK;
+
+    pthread_mutex_lock(&w->sync_lock);
+    while (w->synced < lsn && !wal_failed(w)) {
+        if (w->syncing) {
+            pthread_cond_wait(&w->synced_cv, &w->sync_lock);
+            continue;
+        }
+        /* Lead: sync everything appended so far. */
+        w->syncing = 1;
+        uint64_t target =
+            atomic_load_explicit(&w->written, memory_order_acquire);
+        pthread_mutex_unlock(&w->sync_lock);
+        int err = sync_file(w);
+        pthread_mutex_lock(&w->sync_lock);
+        w->syncing = 0;
+        if (err != 0)
+            atomic_store(&w->failed, 1);
+        else if (target > w->synced)
+            w->synced = target;
+        pthread_cond_broadcast(&w->synced_cv);
+    }
+    sb_status st = w->synced >= lsn ? SB_OK : SB_IO;
+    pthread_mutex_unlock(&w->sync_lock);
+    return st;
+}
+
+/* SB_FSYNC_BATCH: syncs what was appended, every interval, until close. */
+static void *flusher_main(void *arg)
+{
+    struct wal *w = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&w->sync_lock);
+    while (!w->stopping) {
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)w->interval_ms * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&w->synced_cv, &w->sync_lock, &until);
+
+        uint64_t target =
+            atomic_load_explicit(&w->written, memory_order_acquire);
+        if (w->stopping || target <= w->synced || wal_failed(w))
+            continue;
+        pthread_mutex_unlock(&w->sync_lock);
+        int err = sync_file(w);
+        pthread_mutex_lock(&w->sync_lock);
+        if (err != 0)
+            atomic_store(&w->failed, 1);
+        else
+            w->synced = target;
+    }
+    pthread_mutex_unlock(&w->sync_lock);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Opening and closing                                                    */
+/* ---------------------------------------------------------------------- */
+
+static sb_status open_dir(struct wal *w, const char *dir)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return SB_IO;
+    w->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (w->dir_fd < 0)
+        return SB_IO;
+    w->lock_fd = openat(w->dir_fd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (w->lock_fd < 0)
+        return SB_IO;
+    if (flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return errno == EWOULDBLOCK ? SB_LOCKED : SB_IO;
+    return SB_OK;
+}
+
+static int init_sync(struct wal *w)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return -1;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&w->synced_cv, &attr);
+    pthread_condattr_destroy(&attr);
+    if (rc != 0)
+        return -1;
+    if (pthread_mutex_init(&w->sync_lock, NULL) != 0) {
+        pthread_cond_destroy(&w->synced_cv);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(struct wal *w, int sync_ready)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->lock_fd >= 0)
+        close(w->lock_fd); /* drops the flock */
+    if (w->dir_fd >= 0)
+        close(w->dir_fd);
+    if (sync_ready) {
+        pthread_cond_destroy(&w->synced_cv);
+        pthread_mutex_destroy(&w->sync_lock);
+    }
+    free(w->buf);
+    free(w->dir);
+    free(w);
+}
+
+sb_status wal_open(struct sb_store *s, const sb_options *o, struct wal **out)
+{
+    struct wal *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return SB_NOMEM;
+    w->dir_fd = w->lock_fd = w->fd = -1;
+    w->mode = o->fsync;
+    w->interval_ms = o->fsync_interval_ms ? o->fsync_interval_ms : 10;
+    w->io_fault = o->io_fault;
+    w->io_fault_ctx = o->io_fault_ctx;
+    atomic_init(&w->written, 0);
+    atomic_init(&w->failed, 0);
+    if ((w->dir = strdup(o->data_dir)) == NULL || init_sync(w) != 0) {
+        release(w, 0);
+        return SB_NOMEM;
+    }
+
+    sb_status st = open_dir(w, o->data_dir);
+    if (st == SB_OK)
+        st = wal_recover(s, w, o->repair);
+    if (st == SB_OK && w->mode == SB_FSYNC_BATCH) {
+        if (pthread_create(&w->flusher, NULL, flusher_main, w) != 0)
+            st = SB_NOMEM;
+        else
+            w->flusher_running = 1;
+    }
+    if (st != SB_OK) {
+        release(w, 1);
+        return st;
+    }
+    *out = w;
+    return SB_OK;
+}
+
+void wal_close(struct wal *w)
+{
+    if (w == NULL)
+        return;
+    if (w->flusher_running) {
+        pthread_mutex_lock(&w->sync_lock);
+        w->stopping = 1;
+        pthread_cond_broadcast(&w->synced_cv);
+        pthread_mutex_unlock(&w->sync_lock);
+        pthread_join(w->flusher, NULL);
+    }
+    /* Whatever the mode, a clean close leaves the log on disk. */
+    if (!wal_failed(w) && atomic_load(&w->written) > w->synced)
+        sync_file(w);
+    release(w, 1);
+}

@@ -1,0 +1,75 @@
+/*
+ * wal.h - the write-ahead log of a store with a data directory.
+ *
+ * Files in the directory: LOCK (held with flock while a store has the
+ * directory open) and wal-SEQ.log (SEQ: 16 hex digits), the log proper, a
+ * sequence of records (record.h) in revision order.
+ */
+#ifndef SB_WAL_H
+#define SB_WAL_H
+
+#include "snapback.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct record;
+struct sb_store;
+
+struct wal {
+    char *dir;
+    int dir_fd, lock_fd, fd;
+    uint64_t seq;       /* sequence number of the file written to */
+    uint64_t offset;    /* its length; under the store's write lock */
+    unsigned char *buf; /* encoding buffer; under the store's write lock */
+    size_t buf_cap;
+
+    /* Log sequence numbers are byte counts since the store opened. */
+    _Atomic uint64_t written; /* appended (under the write lock) */
+    sb_fsync mode;
+    unsigned interval_ms;
+    int (*io_fault)(void *ctx, sb_io_op op);
+    void *io_fault_ctx;
+
+    /* Group commit: the first writer to need a sync does it for all. */
+    pthread_mutex_t sync_lock;
+    pthread_cond_t synced_cv;
+    uint64_t synced;    /* durable up to here; under sync_lock */
+    int syncing;        /* a sync is running; under sync_lock */
+    _Atomic int failed; /* a sync failed: the store refuses writes */
+
+    /* SB_FSYNC_BATCH: the thread that syncs every interval. */
+    pthread_t flusher;
+    int flusher_running;
+    int stopping; /* under sync_lock */
+};
+
+/*
+ * Opens the directory, takes its lock, replays the log into `s` (which is
+ * empty) and leaves the log open for appends.  On failure everything it
+ * opened is closed again.
+ */
+sb_status wal_open(struct sb_store *s, const sb_options *o, struct wal **out);
+
+/* Stops the flusher, syncs what was written and closes everything. */
+void wal_close(struct wal *w);
+
+/*
+ * Appends one record.  Called with the store's write lock held, before the
+ * version is applied.  On SB_OK, *lsn is what wal_wait() needs.  On
+ * SB_NOSPACE or SB_IO the file is as it was before the call.
+ */
+sb_status wal_append(struct wal *w, const struct record *r, uint64_t *lsn);
+
+/* Waits, as the fsync mode requires, until `lsn` is durable.  Outside the
+ * store's lock.  SB_OK or SB_IO. */
+sb_status wal_wait(struct wal *w, uint64_t lsn);
+
+/* Whether a failed sync has made the store refuse writes. */
+int wal_failed(struct wal *w);
+
+/* Replays the log files into the store; recover.c. */
+sb_status wal_recover(struct sb_store *s, struct wal *w, int repair);
+
+#endif /* SB_WAL_H */
