@@ -4,8 +4,10 @@
 # machine, so the ratios are what to read, not the absolute figures.
 #
 # Usage: bench/http-bench.sh [BUILD_DIR] [ROUNDS] [SECONDS]
-#   defaults: build-release 3 10.  Needs wrk and nginx-light (installed with
-#   apt-get when missing).  Prints one table of medians and ratios.
+#   defaults: build-release 3 10.  SNAPBACKD_OPTS: snapbackd's persistence
+#   options (default --in-memory; e.g. "--fsync always").  Needs wrk and
+#   nginx-light (installed with apt-get when missing).  Prints one table of
+#   medians and ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-release}
@@ -44,7 +46,12 @@ http {
 CONF
 /usr/sbin/nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf"
 
-"$BUILD/server/snapbackd" --listen 127.0.0.1:$SB_PORT 2>"$WORK/snapbackd.log" &
+# SNAPBACKD_OPTS picks the persistence mode; by default the store is kept
+# in memory, to measure the HTTP path alone (docs/benchmarks.md has the
+# durable figures too).
+# shellcheck disable=SC2086 # a list of options on purpose
+"$BUILD/server/snapbackd" --listen 127.0.0.1:$SB_PORT --data-dir "$WORK/data" \
+  ${SNAPBACKD_OPTS:---in-memory} 2>"$WORK/snapbackd.log" &
 SB_PID=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$SB_PORT/_health" >/dev/null && break; sleep 0.1; done
 curl -sf -X PUT -H 'Content-Type: application/json' -d "$BODY" \

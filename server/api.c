@@ -20,22 +20,28 @@
 #include <strings.h>
 #include <time.h>
 
-int api_new(const struct api_config *cfg, struct api **out)
+sb_status api_new(const struct api_config *cfg, struct api **out)
 {
     struct api *api = calloc(1, sizeof(*api));
     if (api == NULL)
-        return -1;
+        return SB_NOMEM;
 
     sb_options opts;
     sb_options_init(&opts);
     opts.history = cfg->history;
-    if (sb_store_open(&opts, &api->store) != SB_OK) {
+    opts.data_dir = cfg->data_dir;
+    opts.fsync = cfg->fsync;
+    opts.fsync_interval_ms = cfg->fsync_interval_ms;
+    opts.repair = cfg->repair;
+    opts.log = cfg->log;
+    sb_status st = sb_store_open(&opts, &api->store);
+    if (st != SB_OK) {
         free(api);
-        return -1;
+        return st;
     }
     api->cfg = *cfg;
     *out = api;
-    return 0;
+    return SB_OK;
 }
 
 void api_free(struct api *api)
@@ -92,6 +98,8 @@ static const char *reason(int status)
         return "Unprocessable Content";
     case 503:
         return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
     }
     return status < 400 ? "OK" : "Error";
 }
@@ -139,6 +147,30 @@ void reply_oom(struct call *c)
     api_error(c->resp, 503, "out_of_memory",
               "The server is out of memory; nothing was changed. Retry "
               "later.");
+}
+
+int reply_store_error(struct call *c, sb_status st)
+{
+    switch (st) {
+    case SB_OK:
+        return 0;
+    case SB_NOMEM:
+        reply_oom(c);
+        break;
+    case SB_NOSPACE:
+        reply_error(c, 507, "insufficient_storage",
+                    "The server's disk is full; the write was not made. Retry once space "
+                    "is freed.");
+        break;
+    case SB_IO:
+        reply_error(c, 503, "storage_error",
+                    "The server could not write its log; the write is not durable. Reads "
+                    "still work; writes resume after the operator restarts the server.");
+        break;
+    default:
+        reply_error(c, 400, "invalid_request", "%s", sb_status_str(st));
+    }
+    return 1;
 }
 
 void reply_body(struct call *c, int status, struct buf *body)

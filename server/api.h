@@ -28,6 +28,13 @@ struct api_config {
     size_t max_body;           /* bytes; larger bodies get 413 */
     struct api_key_rule *keys; /* owned; `nkeys` entries */
     size_t nkeys;
+
+    /* Persistence: NULL keeps the store in memory only. */
+    const char *data_dir;
+    sb_fsync fsync;
+    unsigned fsync_interval_ms;
+    int repair;
+    sb_log_fn log; /* the store's rare messages (recovery), may be NULL */
 };
 
 struct api;
@@ -66,10 +73,11 @@ struct api_resp {
 };
 
 /*
- * Creates the API over a new, empty store.  Takes ownership of cfg->keys
- * on success.  Returns 0, or -1 when out of memory or on a bad config.
+ * Creates the API over a store opened as `cfg` says (rebuilt from its data
+ * directory, if it has one).  Takes ownership of cfg->keys on success.
+ * Returns SB_OK or what sb_store_open() returned.
  */
-int api_new(const struct api_config *cfg, struct api **out);
+sb_status api_new(const struct api_config *cfg, struct api **out);
 void api_free(struct api *api);
 
 /* Handles one request; always fills `resp`, which api_resp_free() frees. */

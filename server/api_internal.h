@@ -38,6 +38,9 @@ void add_header(struct call *c, const char *name, const char *value);
 void add_etag(struct call *c, uint64_t rev);
 void add_location(struct call *c, const char *id, size_t id_len);
 void reply_oom(struct call *c);
+/* Replies to a store status that no handler treats specially (out of
+ * memory, storage failures, invalid arguments); returns 0 for SB_OK. */
+int reply_store_error(struct call *c, sb_status st);
 
 /* Request helpers. */
 int body_is_json(const struct call *c);

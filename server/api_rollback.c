@@ -167,10 +167,7 @@ void handle_rollback(struct call *c)
         reply_error(c, 422, "future_revision", "Version %llu has not been written yet.",
                     (unsigned long long)a.to_version);
         break;
-    case SB_NOMEM:
-        reply_oom(c);
-        break;
     default:
-        reply_error(c, 400, "invalid_request", "%s", sb_status_str(st));
+        reply_store_error(c, st);
     }
 }

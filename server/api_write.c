@@ -21,20 +21,6 @@ static int parse_doc(struct call *c, struct json_doc *doc)
     return parse_json_body(c, doc);
 }
 
-static int reply_store_error(struct call *c, sb_status st)
-{
-    switch (st) {
-    case SB_NOMEM:
-        reply_oom(c);
-        return 1;
-    case SB_OK:
-        return 0;
-    default:
-        reply_error(c, 400, "invalid_request", "%s", sb_status_str(st));
-        return 1;
-    }
-}
-
 /* Opens (creating if needed) the collection of the request. */
 static sb_coll *open_coll(struct call *c)
 {

@@ -61,6 +61,16 @@ static char *format_started(const struct options *opts)
                 SB_VERSION_STRING, opts->listen_text, opts->threads, opts->api.history,
                 opts->api.max_body);
         put_value(f, keys);
+        if (opts->api.data_dir != NULL) {
+            static const char *const modes[] = {"always", "batch", "never"};
+            fputs(" data_dir=", f);
+            put_value(f, opts->api.data_dir);
+            fprintf(f, " fsync=%s", modes[opts->api.fsync]);
+            if (opts->api.fsync == SB_FSYNC_BATCH)
+                fprintf(f, " fsync_interval_ms=%u", opts->api.fsync_interval_ms);
+        } else {
+            fputs(" data_dir=none", f);
+        }
         if (opts->access_log != NULL) {
             fputs(" access_log=", f);
             put_value(f, opts->access_log);
@@ -70,6 +80,16 @@ static char *format_started(const struct options *opts)
     }
     free(keys);
     return line;
+}
+
+/* The store's messages (recovery), one line each on stderr. */
+static void on_store_log(void *ctx, sb_log_level level, const char *msg)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    (void)ctx;
+    fprintf(stderr, "level=%s module=store msg=", names[level <= SB_LOG_DEBUG ? level : 0]);
+    put_value(stderr, msg);
+    fputc('\n', stderr);
 }
 
 static double elapsed_ms(const struct timespec *since)
@@ -100,8 +120,18 @@ static int serve(struct options *opts, const sigset_t *stop_signals)
     int sig;
 
     started = format_started(opts);
-    if (started == NULL || api_new(&opts->api, &api) != 0) {
-        fprintf(stderr, "level=error module=main msg=\"cannot create the store\"\n");
+    if (started == NULL) {
+        fprintf(stderr, "level=error module=main msg=\"out of memory\"\n");
+        return 1;
+    }
+    opts->api.log = on_store_log;
+    sb_status st = api_new(&opts->api, &api);
+    if (st != SB_OK) {
+        fprintf(stderr, "level=error module=main msg=\"cannot open the store\" data_dir=");
+        put_value(stderr, opts->api.data_dir ? opts->api.data_dir : "none");
+        fputs(" error=", stderr);
+        put_value(stderr, sb_status_str(st));
+        fputc('\n', stderr);
         free(started);
         return 1;
     }

@@ -27,6 +27,11 @@ enum {
     OPT_KEY,
     OPT_MAX_BODY,
     OPT_ACCESS_LOG,
+    OPT_DATA_DIR,
+    OPT_IN_MEMORY,
+    OPT_FSYNC,
+    OPT_FSYNC_INTERVAL,
+    OPT_REPAIR,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -38,6 +43,11 @@ static const struct option long_options[] = {
     {"key", required_argument, NULL, OPT_KEY},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"in-memory", no_argument, NULL, OPT_IN_MEMORY},
+    {"fsync", required_argument, NULL, OPT_FSYNC},
+    {"fsync-interval", required_argument, NULL, OPT_FSYNC_INTERVAL},
+    {"repair", no_argument, NULL, OPT_REPAIR},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -64,7 +74,7 @@ static unsigned default_threads(void)
 static void print_help(void)
 {
     printf("usage: snapbackd [OPTION]...\n"
-           "Serves a multi-version in-memory document store over HTTP/1.1.\n"
+           "Serves a multi-version document store with rollback over HTTP/1.1.\n"
            "\n"
            "  --listen ADDR:PORT       address to listen on, IPV4:PORT or [IPV6]:PORT\n"
            "                           (default %s)\n"
@@ -75,10 +85,21 @@ static void print_help(void)
            "  --max-body BYTES         largest request body, 1 to 1024M; K and M suffixes\n"
            "                           count 1024 and 1048576 bytes (default 1M)\n"
            "  --access-log FILE        append one line per request to FILE (default: off)\n"
+           "  --data-dir DIR           keep the write-ahead log in DIR, created if missing\n"
+           "                           (default %s)\n"
+           "  --in-memory              keep nothing on disk: a restart loses everything\n"
+           "  --fsync MODE             always: answer a write once it is on disk (group\n"
+           "                           commit); batch: sync every --fsync-interval, a crash\n"
+           "                           loses at most that; never: leave it to the OS\n"
+           "                           (default always)\n"
+           "  --fsync-interval TIME    batch mode's interval: 1ms to 10s, as 10ms or 1s\n"
+           "                           (default 10ms)\n"
+           "  --repair                 open a log damaged before its end by keeping what\n"
+           "                           precedes the damage (default: refuse to start)\n"
            "  --help                   print this help and exit\n"
            "  --version                print the version and exit\n",
            OPTIONS_LISTEN_DEFAULT, OPTIONS_THREADS_MAX, default_threads(), SB_HISTORY_MAX,
-           SB_HISTORY_DEFAULT);
+           SB_HISTORY_DEFAULT, OPTIONS_DATA_DIR_DEFAULT);
 }
 
 /* Prints the one-line complaint about `opt`'s value, and the hint. */
@@ -225,6 +246,36 @@ nomem:
     return OPTIONS_EXIT_USAGE;
 }
 
+static int parse_fsync(const char *s, sb_fsync *out)
+{
+    static const char *const names[] = {"always", "batch", "never"};
+    static const sb_fsync modes[] = {SB_FSYNC_ALWAYS, SB_FSYNC_BATCH, SB_FSYNC_NEVER};
+
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = modes[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Reads "10ms", "1s" or a plain number of milliseconds, 1 ms to 10 s. */
+static int parse_interval(const char *s, unsigned *ms)
+{
+    size_t len = strlen(s);
+    uint64_t v, scale = 1;
+
+    if (len > 2 && strcmp(s + len - 2, "ms") == 0)
+        len -= 2;
+    else if (len > 1 && s[len - 1] == 's')
+        len -= 1, scale = 1000;
+    if (parse_uint(s, len, 10000, &v) != 0 || v * scale < 1 || v * scale > 10000)
+        return -1;
+    *ms = (unsigned)(v * scale);
+    return 0;
+}
+
 /* Applies one option with its argument; returns OPTIONS_RUN to go on. */
 static enum options_result apply(struct options *opts, int opt, const char *arg)
 {
@@ -256,6 +307,25 @@ static enum options_result apply(struct options *opts, int opt, const char *arg)
             return bad_value(opt, "a file name", arg);
         opts->access_log = arg;
         return OPTIONS_RUN;
+    case OPT_DATA_DIR:
+        if (arg[0] == '\0')
+            return bad_value(opt, "a directory name", arg);
+        opts->api.data_dir = arg;
+        return OPTIONS_RUN;
+    case OPT_IN_MEMORY:
+        opts->in_memory = 1;
+        return OPTIONS_RUN;
+    case OPT_FSYNC:
+        if (parse_fsync(arg, &opts->api.fsync) != 0)
+            return bad_value(opt, "always, batch or never", arg);
+        return OPTIONS_RUN;
+    case OPT_FSYNC_INTERVAL:
+        if (parse_interval(arg, &opts->api.fsync_interval_ms) != 0)
+            return bad_value(opt, "a time from 1ms to 10s, such as 10ms or 1s", arg);
+        return OPTIONS_RUN;
+    case OPT_REPAIR:
+        opts->api.repair = 1;
+        return OPTIONS_RUN;
     case OPT_HELP:
         print_help();
         return OPTIONS_EXIT_OK;
@@ -275,6 +345,9 @@ static void set_defaults(struct options *opts)
     opts->threads = default_threads();
     opts->api.history = SB_HISTORY_DEFAULT;
     opts->api.max_body = OPTIONS_MAX_BODY_DEFAULT;
+    opts->api.data_dir = OPTIONS_DATA_DIR_DEFAULT;
+    opts->api.fsync = SB_FSYNC_ALWAYS;
+    opts->api.fsync_interval_ms = 10;
 }
 
 /* Reports what getopt_long refused: an unknown option or a missing value. */
@@ -301,6 +374,8 @@ enum options_result options_parse(int argc, char **argv, struct options *out)
         else
             res = apply(out, opt, optarg);
     }
+    if (res == OPTIONS_RUN && out->in_memory)
+        out->api.data_dir = NULL;
     if (res == OPTIONS_RUN && optind < argc) {
         fprintf(stderr, "snapbackd: unexpected argument \"%s\"\n", argv[optind]);
         fprintf(stderr, "try 'snapbackd --help'\n");

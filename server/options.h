@@ -17,6 +17,7 @@
 #define OPTIONS_THREADS_MAX      256
 #define OPTIONS_MAX_BODY_DEFAULT ((size_t)1 << 20)
 #define OPTIONS_MAX_BODY_MAX     ((size_t)1 << 30)
+#define OPTIONS_DATA_DIR_DEFAULT "./snapback-data"
 
 struct options {
     struct sockaddr_storage listen; /* IPv4 or IPv6 address and port */
@@ -25,6 +26,7 @@ struct options {
     unsigned threads;               /* worker threads, 1..256 */
     struct api_config api;          /* history, max_body, keys (owned) */
     const char *access_log;         /* path from argv, or NULL: no log */
+    int in_memory;                  /* --in-memory: api.data_dir is NULL */
 };
 
 /* What the caller should do once options_parse() returns. */

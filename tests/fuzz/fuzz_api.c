@@ -29,7 +29,7 @@ static void api_reset(void)
     strcpy(cfg.keys[0].collection, "users");
     cfg.keys[0].field = strdup("email");
     cfg.nkeys = 1;
-    if (cfg.keys[0].field == NULL || api_new(&cfg, &api) != 0)
+    if (cfg.keys[0].field == NULL || api_new(&cfg, &api) != SB_OK)
         abort();
 }
 

@@ -93,6 +93,10 @@ class Server:
             raise AssertionError("SNAPBACKD=%s is not an executable" % SNAPBACKD)
         self.options = list(options)
         self.tmp = tempfile.TemporaryDirectory(prefix="snapbackd-test-")
+        # Every test server persists, with the default fsync mode, into a
+        # directory of its own unless the test chose otherwise.
+        if "--data-dir" not in self.options and "--in-memory" not in self.options:
+            self.options += ["--data-dir", os.path.join(self.tmp.name, "data")]
         self.stderr_path = os.path.join(self.tmp.name, "stderr")
         self._calls = 0
         for _attempt in range(5):  # the free port may be taken in between
