@@ -23,7 +23,7 @@
 #include <string.h>
 
 #define N_IDS      100000
-#define N_HOT      1024 /* ids that stay in cache: measures CPU, not memory */
+#define N_HOT      1024  /* ids that stay in cache: measures CPU, not memory */
 #define N_DEEP     4096  /* documents with a full history */
 #define DEPTH      32    /* their history: the store's default depth */
 #define AS_OF_BACK 4     /* as-of reads aim this many versions back */

@@ -142,8 +142,17 @@ typedef enum sb_fsync {
     SB_FSYNC_NEVER       /* the operating system decides when to sync */
 } sb_fsync;
 
-/* File operations a fault hook may fail (tests only). */
-typedef enum sb_io_op { SB_IO_WRITE, SB_IO_SYNC } sb_io_op;
+/* File operations a fault hook may fail (tests only), in the order a
+ * compaction performs the SB_IO_COMPACT_* ones. */
+typedef enum sb_io_op {
+    SB_IO_WRITE,           /* appending a record to the log */
+    SB_IO_SYNC,            /* syncing the log */
+    SB_IO_COMPACT_ROTATE,  /* starting a new log file */
+    SB_IO_COMPACT_WRITE,   /* writing the snapshot */
+    SB_IO_COMPACT_SYNC,    /* syncing the snapshot */
+    SB_IO_COMPACT_INSTALL, /* renaming it into place */
+    SB_IO_COMPACT_REMOVE   /* removing the files it replaces */
+} sb_io_op;
 
 typedef struct sb_options {
     /* Versions kept per document, the current one included: 1..65535.
@@ -168,8 +177,29 @@ typedef struct sb_options {
      * discards the rest. */
     int repair;
 
-    /* Tests only: called before each log write or sync; a non-zero return
-     * is taken as that errno, as if the operation had failed. */
+    /* Compaction: when the log files exceed compact_ratio times the bytes
+     * of the versions retained (and at least compact_min_bytes), the store
+     * writes a snapshot of what it retains in the background and drops the
+     * log it replaces.  Defaults 2.0 and 64 MiB; a ratio of 0 turns
+     * automatic compaction off (sb_store_compact() still works). */
+    double compact_ratio;
+    uint64_t compact_min_bytes;
+
+    /* Retention by age, in ns: 0 keeps versions until the ring drops them;
+     * otherwise a version older than this (by its commit time) is dropped,
+     * unless it is its document's current version.  A rollback or as-of
+     * read that needs a dropped version reports SB_HISTORY_EXHAUSTED.
+     * Dropped versions leave memory when their document is next written or
+     * at the next compaction, and are never returned meanwhile. */
+    int64_t retain_ns;
+    /* The wall clock, in ns since the epoch, for commit times and
+     * retention; NULL uses CLOCK_REALTIME.  Tests inject one here. */
+    int64_t (*clock)(void *ctx);
+    void *clock_ctx;
+
+    /* Tests only: called before each file operation listed in sb_io_op; a
+     * non-zero return is taken as that errno, as if the operation had
+     * failed. */
     int (*io_fault)(void *ctx, sb_io_op op);
     void *io_fault_ctx;
 } sb_options;
@@ -200,6 +230,27 @@ SB_API sb_status sb_store_open(const sb_options *opts, sb_store **out);
  * inside a read section.  NULL is accepted and ignored.
  */
 SB_API void sb_store_close(sb_store *store);
+
+/*
+ * Compacts the data directory now: starts a new log file, writes a snapshot
+ * of every version the store retains (atomically put in place by rename)
+ * and removes the log files and snapshot it replaces.  Writes go on
+ * meanwhile.  Waits for a background compaction already running.  A crash
+ * at any point leaves a directory that recovers to the same state.
+ * Returns SB_OK (also for a store without data directory, which has
+ * nothing to compact), SB_IO, SB_NOSPACE, SB_NOMEM.  Registered thread,
+ * outside read sections.
+ */
+SB_API sb_status sb_store_compact(sb_store *store);
+
+typedef struct sb_stats {
+    uint64_t log_bytes;   /* bytes of log files and snapshot on disk */
+    uint64_t live_bytes;  /* bytes the retained versions take as records */
+    uint64_t compactions; /* completed since the store opened */
+} sb_stats;
+
+/* Fills *out.  Any registered thread; the figures are a moment's view. */
+SB_API sb_status sb_store_stats(sb_store *store, sb_stats *out);
 
 /*
  * Returns the revision of the last committed write in the store (0 for a

@@ -61,6 +61,13 @@ static uint64_t id_hash(const struct sb_coll *c, const void *id, size_t len)
     return sb__hash(c->hash_seed, id, len);
 }
 
+void sb__doc_seek(struct sb_coll *c, const struct doc *d,
+                  struct cds_lfht_iter *it)
+{
+    struct id_key key = {d->id, d->id_len};
+    cds_lfht_lookup(c->docs, id_hash(c, d->id, d->id_len), match_doc, &key, it);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Versions                                                               */
 /* ---------------------------------------------------------------------- */
@@ -215,12 +222,17 @@ sb_status sb_get(sb_coll *coll, const void *id, size_t id_len, sb_view *out)
 }
 
 /*
- * Finds the version of `d` that was current at revision `rev`, walking from
- * `from`.  Returns SB_OK with *found set (NULL meaning the absence before
- * the document's first version), or SB_HISTORY_EXHAUSTED.
+ * Finds the version of a document that was current at revision `rev`,
+ * walking from `from` (its newest version).  Returns SB_OK with *found set
+ * (NULL meaning the absence before the document's first version), or
+ * SB_HISTORY_EXHAUSTED when that version is no longer retained: dropped
+ * from the ring, or older than the retention period (all but `current`,
+ * the document's current version, can be).
  */
-static sb_status find_as_of(const struct version *from, uint64_t rev,
-                            const struct version **found)
+static sb_status find_as_of(const struct sb_store *s,
+                            const struct version *from,
+                            const struct version *current, uint64_t rev,
+                            int64_t now, const struct version **found)
 {
     const struct version *v = from, *oldest = NULL;
 
@@ -228,11 +240,12 @@ static sb_status find_as_of(const struct version *from, uint64_t rev,
         oldest = v;
         v = load_older(v);
     }
-    if (v != NULL) {
+    if (v != NULL && (v == current || !sb__expired(s, v, now))) {
         *found = v;
         return SB_OK;
     }
-    if (oldest != NULL && (oldest->flags & VF_FIRST)) {
+    if (v == NULL && oldest != NULL && (oldest->flags & VF_FIRST) &&
+        (oldest == current || !sb__expired(s, oldest, now))) {
         *found = NULL;
         return SB_OK;
     }
@@ -258,8 +271,9 @@ sb_status sb_get_as_of(sb_coll *coll, const void *id, size_t id_len,
         return SB_NOT_FOUND;
     }
     const struct version *v;
-    st = find_as_of(atomic_load_explicit(&d->head, memory_order_acquire), rev,
-                    &v);
+    st = find_as_of(
+        coll->store, atomic_load_explicit(&d->head, memory_order_acquire),
+        visible_head(coll->store, d), rev, sb__now(coll->store), &v);
     if (st != SB_OK)
         return st;
     if (v == NULL) {
@@ -279,9 +293,11 @@ sb_status sb_version_get(sb_coll *coll, const void *id, size_t id_len,
 
     struct doc *d = doc_find(coll, id, id_len, id_hash(coll, id, id_len));
     const struct version *v = d ? visible_head(coll->store, d) : NULL;
+    const struct version *current = v;
     while (v != NULL && v->rev > rev)
         v = load_older(v);
-    if (v == NULL || v->rev != rev)
+    if (v == NULL || v->rev != rev ||
+        (v != current && sb__expired(coll->store, v, sb__now(coll->store))))
         return SB_NOT_FOUND;
     view_fill(out, d, v);
     return SB_OK;
@@ -301,8 +317,13 @@ sb_status sb_history(sb_coll *coll, const void *id, size_t id_len, sb_view *out,
 
     /* A writer trims the tail just after it publishes a new head, so a
      * walk may meet one version more than the depth: the one going away. */
+    /* Times only grow towards the head: the first expired version ends
+     * the list. */
     size_t n = 0, depth = coll->store->history;
-    for (; v != NULL && n < depth; v = load_older(v), n++) {
+    int64_t now = sb__now(coll->store);
+    for (; v != NULL && n < depth &&
+           (n == 0 || !sb__expired(coll->store, v, now));
+         v = load_older(v), n++) {
         if (n < cap)
             view_fill(&out[n], d, v);
     }
@@ -395,15 +416,11 @@ static void txn_begin(struct txn *t, struct sb_coll *c, const void *id,
         t->d ? atomic_load_explicit(&t->d->head, memory_order_relaxed) : NULL;
 }
 
-/* Ends the transaction and frees what it trimmed, after readers are done. */
-static void txn_end(struct txn *t, struct version *trimmed)
+/* Ends the transaction. */
+static void txn_end(struct txn *t)
 {
     urcu_memb_read_unlock();
     pthread_mutex_unlock(&t->s->write_lock);
-    if (trimmed != NULL) {
-        SB_TSAN_READ_END();
-        urcu_memb_call_rcu(&trimmed->rcu, on_version_reclaim);
-    }
 }
 
 /* Waits, after txn_end(), until the write is as durable as the fsync
@@ -428,23 +445,11 @@ static sb_status check_if_rev(const struct txn *t, const sb_write_opts *o)
 /* Commit times never go backwards, even when the wall clock does. */
 static int64_t commit_time(struct sb_store *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    int64_t now = sb__now(s);
     if (now < s->last_time_ns)
         now = s->last_time_ns;
     s->last_time_ns = now;
     return now;
-}
-
-/* Drops the oldest version of a chain that has grown past the depth. */
-static struct version *trim_tail(struct doc *d)
-{
-    struct version *old = d->tail;
-    d->tail = old->w.newer;
-    atomic_store_explicit(&d->tail->older, NULL, memory_order_release);
-    d->count--;
-    return old;
 }
 
 /* Allocates the document a first write creates; NULL when out of memory. */
@@ -461,15 +466,83 @@ static struct doc *doc_new(const void *id, size_t len)
     return d;
 }
 
+void sb__record_of(const struct sb_coll *c, const struct doc *d,
+                   const struct version *v, struct record *r)
+{
+    r->rev = v->rev;
+    r->time_ns = v->time_ns;
+    r->follows = v->w.follows;
+    r->restored = version_restored(v);
+    r->op = v->op;
+    r->flags = v->flags;
+    r->coll = c->name;
+    r->coll_len = atomic_load_explicit(&c->name_len, memory_order_relaxed);
+    r->id = d->id;
+    r->id_len = d->id_len;
+    r->cs = version_cs(v);
+    r->cs_len = v->cs_len;
+    r->payload = version_payload(v);
+    r->len = (v->flags & VF_ABSENT) ? 0 : v->len;
+}
+
+/* Bytes the version takes as a log record: what compaction would keep. */
+static uint64_t record_bytes(const struct sb_coll *c, const struct doc *d,
+                             const struct version *v)
+{
+    struct record r;
+    sb__record_of(c, d, v, &r);
+    return record_size(&r);
+}
+
+/* Unlinks the oldest version of a chain and returns it. */
+static struct version *trim_tail(struct doc *d)
+{
+    struct version *old = d->tail;
+    d->tail = old->w.newer;
+    atomic_store_explicit(&d->tail->older, NULL, memory_order_release);
+    d->count--;
+    return old;
+}
+
+/* Frees an unlinked version once no read section can hold it any more. */
+static void retire(struct version *v)
+{
+    SB_TSAN_READ_END();
+    urcu_memb_call_rcu(&v->rcu, on_version_reclaim);
+}
+
+int sb__expired(const struct sb_store *s, const struct version *v, int64_t now)
+{
+    return s->retain_ns > 0 && v->time_ns < now - s->retain_ns;
+}
+
+/*
+ * Trims a chain to the depth and drops the versions older than the
+ * retention period; the current version always stays.  Write lock held.
+ */
+static void prune(struct sb_store *s, struct sb_coll *c, struct doc *d,
+                  int64_t now)
+{
+    while (d->count > s->history ||
+           (d->count > 1 && sb__expired(s, d->tail, now))) {
+        struct version *old = trim_tail(d);
+        s->live_bytes -= record_bytes(c, d, old);
+        retire(old);
+    }
+}
+
+void sb__prune(struct sb_store *s, struct sb_coll *c, struct doc *d)
+{
+    prune(s, c, d, sb__now(s));
+}
+
 /*
  * Makes `v`, numbered already, the head of `d` and publishes it: the head
  * (with the version's contents), the index node of a new document, then the
- * revision, then the trim.  Returns the version trimmed off the tail, to be
- * freed once readers are done, or NULL.  Write lock and read section held.
+ * revision, then the trim.  Write lock and read section held.
  */
-static struct version *link_head(struct sb_store *s, struct sb_coll *c,
-                                 struct doc *d, int fresh, uint64_t hash,
-                                 struct version *v)
+static void link_head(struct sb_store *s, struct sb_coll *c, struct doc *d,
+                      int fresh, uint64_t hash, struct version *v)
 {
     struct version *head = atomic_load_explicit(&d->head, memory_order_relaxed);
 
@@ -486,40 +559,27 @@ static struct version *link_head(struct sb_store *s, struct sb_coll *c,
     }
     d->count++;
     atomic_store_explicit(&s->revision, v->rev, memory_order_release);
-    return d->count > s->history ? trim_tail(d) : NULL;
+    s->live_bytes += record_bytes(c, d, v);
+    prune(s, c, d, sb__now(s));
 }
 
 /* Appends the version to the log, if the store has one. */
-static sb_status log_version(struct txn *t, const struct version *v)
+static sb_status log_version(struct txn *t, const struct doc *d,
+                             const struct version *v)
 {
     if (t->s->wal == NULL)
         return SB_OK;
-    struct record r = {
-        .rev = v->rev,
-        .time_ns = v->time_ns,
-        .follows = v->w.follows,
-        .restored = version_restored(v),
-        .op = v->op,
-        .flags = v->flags,
-        .coll = t->c->name,
-        .coll_len = atomic_load_explicit(&t->c->name_len, memory_order_relaxed),
-        .id = t->id,
-        .id_len = t->id_len,
-        .cs = version_cs(v),
-        .cs_len = v->cs_len,
-        .payload = version_payload(v),
-        .len = (v->flags & VF_ABSENT) ? 0 : v->len,
-    };
+    struct record r;
+    sb__record_of(t->c, d, v, &r);
     return wal_append(t->s->wal, &r, &t->lsn);
 }
 
 /*
  * Numbers `v`, logs it and makes it the head of the transaction's document,
- * creating the document if needed.  Sets *trimmed as link_head() returns
- * it.  On failure nothing was changed and `v` still belongs to the caller.
+ * creating the document if needed.  On failure nothing was changed and `v`
+ * still belongs to the caller.
  */
-static sb_status commit(struct txn *t, struct version *v,
-                        struct version **trimmed)
+static sb_status commit(struct txn *t, struct version *v)
 {
     struct sb_store *s = t->s;
     struct doc *d = t->d;
@@ -532,14 +592,15 @@ static sb_status commit(struct txn *t, struct version *v,
     if (t->head == NULL)
         v->flags |= VF_FIRST;
 
-    sb_status st = log_version(t, v);
+    sb_status st = log_version(t, d, v);
     if (st != SB_OK) {
         if (fresh)
             free(d);
         return st;
     }
-    *trimmed = link_head(s, t->c, d, fresh, t->hash, v);
+    link_head(s, t->c, d, fresh, t->hash, v);
     t->d = d;
+    sb__compact_maybe(s);
     return SB_OK;
 }
 
@@ -562,19 +623,22 @@ sb_status sb__replay(struct sb_store *s, const struct record *r)
         s->last_time_ns = r->time_ns;
 
     uint64_t hash = id_hash(c, r->id, r->id_len);
-    struct version *trimmed = NULL;
     urcu_memb_read_lock();
     struct doc *d = doc_find(c, r->id, r->id_len, hash);
     int fresh = d == NULL;
     if (fresh && (d = doc_new(r->id, r->id_len)) == NULL)
         st = SB_NOMEM;
-    else
-        trimmed = link_head(s, c, d, fresh, hash, v);
+    else {
+        /* A snapshot lists each document's versions in turn, so revisions
+         * rise per document only: keep the store's at the highest. */
+        uint64_t top = atomic_load_explicit(&s->revision, memory_order_relaxed);
+        link_head(s, c, d, fresh, hash, v);
+        if (top > r->rev)
+            atomic_store_explicit(&s->revision, top, memory_order_release);
+    }
     urcu_memb_read_unlock();
     if (st != SB_OK)
         free(v);
-    if (trimmed != NULL)
-        urcu_memb_call_rcu(&trimmed->rcu, on_version_reclaim);
     return st;
 }
 
@@ -612,7 +676,6 @@ static sb_status write_doc(sb_coll *c, const void *id, size_t id_len,
         return SB_NOMEM;
 
     struct txn t;
-    struct version *trimmed = NULL;
     txn_begin(&t, c, id, id_len);
     int live = head_live(&t);
     if (kind == W_CREATE && live)
@@ -626,11 +689,11 @@ static sb_status write_doc(sb_coll *c, const void *id, size_t id_len,
         if (kind != W_DELETE && live)
             v->op = SB_OP_UPDATE;
         v->w.follows = t.head ? t.head->rev : FOLLOWS_ORIGIN;
-        st = commit(&t, v, &trimmed);
+        st = commit(&t, v);
     }
     if (st == SB_OK)
         result_fill(res, &t, v, live);
-    txn_end(&t, trimmed);
+    txn_end(&t);
     if (st != SB_OK) {
         free(v);
         return st;
@@ -668,11 +731,12 @@ sb_status sb_delete(sb_coll *coll, const void *id, size_t id_len,
  * succeed and sets *target to where the last one lands (NULL: the absence
  * before the document's first version).
  */
-static unsigned undo_walk(struct version *head, unsigned limit,
-                          struct version **target)
+static unsigned undo_walk(const struct sb_store *s, struct version *head,
+                          unsigned limit, struct version **target)
 {
     struct version *pos = head, *at = head;
     uint64_t link = head->w.follows;
+    int64_t now = sb__now(s);
     unsigned n = 0;
 
     while (n < limit && link != FOLLOWS_NOTHING) {
@@ -682,8 +746,8 @@ static unsigned undo_walk(struct version *head, unsigned limit,
         } else {
             while (pos != NULL && pos->rev > link)
                 pos = atomic_load_explicit(&pos->older, memory_order_relaxed);
-            if (pos == NULL || pos->rev != link)
-                break; /* trimmed from the ring */
+            if (pos == NULL || pos->rev != link || sb__expired(s, pos, now))
+                break; /* dropped from the ring or by age */
             at = pos;
             link = pos->w.follows;
         }
@@ -698,8 +762,7 @@ static unsigned undo_walk(struct version *head, unsigned limit,
  * version) to the transaction's document.
  */
 static sb_status restore(struct txn *t, struct version *target,
-                         const sb_write_opts *o, sb_result *res,
-                         struct version **trimmed)
+                         const sb_write_opts *o, sb_result *res)
 {
     const void *payload = NULL;
     size_t len = 0;
@@ -721,7 +784,7 @@ static sb_status restore(struct txn *t, struct version *target,
     v->w.follows = follows;
 
     int live = head_live(t);
-    sb_status st = commit(t, v, trimmed);
+    sb_status st = commit(t, v);
     if (st != SB_OK) {
         free(v);
         return st;
@@ -743,7 +806,7 @@ static void exhausted(const struct txn *t, sb_result *res)
     struct version *ignored;
     if (res != NULL) {
         memset(res, 0, sizeof(*res));
-        res->available = undo_walk(t->head, UINT_MAX, &ignored);
+        res->available = undo_walk(t->s, t->head, UINT_MAX, &ignored);
     }
 }
 
@@ -758,16 +821,16 @@ sb_status sb_rollback_steps(sb_coll *coll, const void *id, size_t id_len,
         return SB_INVALID;
 
     struct txn t;
-    struct version *trimmed = NULL, *target;
+    struct version *target;
     txn_begin(&t, coll, id, id_len);
     st = rollback_check(&t, opts);
-    if (st == SB_OK && undo_walk(t.head, steps, &target) < steps) {
+    if (st == SB_OK && undo_walk(t.s, t.head, steps, &target) < steps) {
         st = SB_HISTORY_EXHAUSTED;
         exhausted(&t, res);
     }
     if (st == SB_OK)
-        st = restore(&t, target, opts, res, &trimmed);
-    txn_end(&t, trimmed);
+        st = restore(&t, target, opts, res);
+    txn_end(&t);
     return st == SB_OK ? txn_sync(&t) : st;
 }
 
@@ -782,7 +845,6 @@ sb_status sb_rollback_to(sb_coll *coll, const void *id, size_t id_len,
         return SB_INVALID;
 
     struct txn t;
-    struct version *trimmed = NULL;
     const struct version *target = NULL;
     txn_begin(&t, coll, id, id_len);
     if (rev > atomic_load_explicit(&t.s->revision, memory_order_relaxed))
@@ -790,12 +852,12 @@ sb_status sb_rollback_to(sb_coll *coll, const void *id, size_t id_len,
     else
         st = rollback_check(&t, opts);
     if (st == SB_OK) {
-        st = find_as_of(t.head, rev, &target);
+        st = find_as_of(t.s, t.head, t.head, rev, sb__now(t.s), &target);
         if (st == SB_HISTORY_EXHAUSTED)
             exhausted(&t, res);
     }
     if (st == SB_OK)
-        st = restore(&t, (struct version *)target, opts, res, &trimmed);
-    txn_end(&t, trimmed);
+        st = restore(&t, (struct version *)target, opts, res);
+    txn_end(&t);
     return st == SB_OK ? txn_sync(&t) : st;
 }

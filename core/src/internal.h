@@ -109,6 +109,19 @@ struct record;
 struct sb_store {
     _Atomic uint64_t revision; /* last published revision */
     struct wal *wal;           /* NULL for a store in memory only */
+    uint64_t live_bytes;       /* retained versions as records; write lock */
+    int64_t retain_ns; /* 0: versions are kept until the ring drops them */
+    int64_t (*clock)(void *ctx);
+    void *clock_ctx;
+
+    /* Compaction (compact.c): one at a time; `compacting` and the two
+     * fields after it are under the write lock, which compact_cv goes with. */
+    double compact_ratio;
+    uint64_t compact_min;
+    int compacting;
+    pthread_cond_t compact_cv;
+    uint64_t compact_seq, compact_upto; /* what the background one writes */
+    _Atomic uint64_t compactions;
     pthread_mutex_t write_lock;
     int64_t last_time_ns; /* keeps commit times monotonic; under the lock */
     unsigned history;
@@ -130,6 +143,26 @@ static inline uint64_t sb__hash(uint64_t seed, const void *key, size_t len)
 #define SB__INDEX_MAX_BUCKETS (1UL << 40)
 void sb__index_added(struct sb_coll *c);
 void sb__index_join(struct sb_coll *c);
+
+/* Wall-clock time in ns, from the host's clock when it gave one. */
+int64_t sb__now(const struct sb_store *s);
+
+/* Retention by age: whether `v` (if not its document's current version)
+ * is older than the retention period; prune drops such versions, and those
+ * past the depth, from a chain (write lock held). */
+int sb__expired(const struct sb_store *s, const struct version *v, int64_t now);
+void sb__prune(struct sb_store *s, struct sb_coll *c, struct doc *d);
+
+/* Log records of versions, and positioning in a document table. */
+void sb__record_of(const struct sb_coll *c, const struct doc *d,
+                   const struct version *v, struct record *r);
+void sb__doc_seek(struct sb_coll *c, const struct doc *d,
+                  struct cds_lfht_iter *it);
+
+/* Compaction (compact.c): started, if due, after a commit; waited for at
+ * close.  Both with the write lock held. */
+void sb__compact_maybe(struct sb_store *s);
+void sb__compact_wait(struct sb_store *s);
 
 /* Applies one logged version while the store opens (recover.c). */
 sb_status sb__replay(struct sb_store *s, const struct record *r);

@@ -27,16 +27,57 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LOG_NAME_FMT "wal-%016" PRIx64 ".log"
-
 static int cmp_seq(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-/* Lists the sequence numbers of the log files, sorted. */
-static sb_status list_logs(struct wal *w, uint64_t **seqs, size_t *n)
+struct seqs {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+static int seqs_add(struct seqs *q, uint64_t seq)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 8;
+        uint64_t *grown = realloc(q->v, cap * sizeof(*q->v));
+        if (grown == NULL)
+            return -1;
+        q->v = grown;
+        q->cap = cap;
+    }
+    q->v[q->n++] = seq;
+    return 0;
+}
+
+/* Parses "PREFIX-<16 hex digits>SUFFIX"; returns 1 and sets *seq if so. */
+static int name_seq(const char *name, const char *prefix, const char *suffix,
+                    uint64_t *seq)
+{
+    size_t p = strlen(prefix), x = strlen(suffix);
+    if (strlen(name) != p + 16 + x || strncmp(name, prefix, p) != 0 ||
+        strcmp(name + p + 16, suffix) != 0)
+        return 0;
+    *seq = 0;
+    for (size_t i = p; i < p + 16; i++) {
+        int d = name[i] >= '0' && name[i] <= '9'   ? name[i] - '0'
+                : name[i] >= 'a' && name[i] <= 'f' ? name[i] - 'a' + 10
+                                                   : -1;
+        if (d < 0)
+            return 0;
+        *seq = *seq << 4 | (uint64_t)d;
+    }
+    return 1;
+}
+
+/*
+ * Lists the log files and snapshots, sorted, and removes leftovers of an
+ * interrupted compaction: unfinished snapshots (.tmp).
+ */
+static sb_status list_files(struct wal *w, struct seqs *logs,
+                            struct seqs *snaps)
 {
     int fd = dup(w->dir_fd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -46,30 +87,21 @@ static sb_status list_logs(struct wal *w, uint64_t **seqs, size_t *n)
         return SB_IO;
     }
 
-    size_t cap = 0;
     sb_status st = SB_OK;
-    *seqs = NULL;
-    *n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    for (struct dirent *e; st == SB_OK && (e = readdir(d)) != NULL;) {
         uint64_t seq;
-        char tail;
-        if (sscanf(e->d_name, "wal-%16" SCNx64 ".lo%c", &seq, &tail) != 2 ||
-            tail != 'g' || strlen(e->d_name) != 24)
-            continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            uint64_t *grown = realloc(*seqs, cap * sizeof(**seqs));
-            if (grown == NULL) {
-                st = SB_NOMEM;
-                break;
-            }
-            *seqs = grown;
-        }
-        (*seqs)[(*n)++] = seq;
+        if (name_seq(e->d_name, "wal-", ".log", &seq))
+            st = seqs_add(logs, seq) ? SB_NOMEM : SB_OK;
+        else if (name_seq(e->d_name, "snap-", ".snap", &seq))
+            st = seqs_add(snaps, seq) ? SB_NOMEM : SB_OK;
+        else if (name_seq(e->d_name, "snap-", ".tmp", &seq))
+            unlinkat(w->dir_fd, e->d_name, 0);
     }
     closedir(d);
-    if (st == SB_OK && *n > 1)
-        qsort(*seqs, *n, sizeof(**seqs), cmp_seq);
+    if (logs->n > 1)
+        qsort(logs->v, logs->n, sizeof(uint64_t), cmp_seq);
+    if (snaps->n > 1)
+        qsort(snaps->v, snaps->n, sizeof(uint64_t), cmp_seq);
     return st;
 }
 
@@ -88,9 +120,9 @@ static int intact_after(const unsigned char *buf, size_t len, size_t from)
 
 static off_t file_size(struct wal *w, uint64_t seq)
 {
-    char name[32];
+    char name[WAL_NAME_MAX];
     struct stat sb;
-    snprintf(name, sizeof(name), LOG_NAME_FMT, seq);
+    snprintf(name, sizeof(name), WAL_LOG_FMT, seq);
     return fstatat(w->dir_fd, name, &sb, 0) == 0 ? sb.st_size : 0;
 }
 
@@ -100,6 +132,7 @@ struct replay {
     uint64_t *seqs;
     size_t n, index; /* the file being replayed */
     int repair;
+    int snapshot; /* replaying a snapshot: revisions rise per document only */
     uint64_t last_rev;
     uint64_t records;
     int stop; /* damage was handled: later files are gone */
@@ -108,8 +141,8 @@ struct replay {
 /* Cuts the current file at `at` and, for a repair, removes later files. */
 static sb_status cut(struct replay *rp, size_t at, size_t len, int middle)
 {
-    char name[32];
-    snprintf(name, sizeof(name), LOG_NAME_FMT, rp->seqs[rp->index]);
+    char name[WAL_NAME_MAX];
+    snprintf(name, sizeof(name), WAL_LOG_FMT, rp->seqs[rp->index]);
     int fd = openat(rp->w->dir_fd, name, O_WRONLY | O_CLOEXEC);
     if (fd < 0 || ftruncate(fd, (off_t)at) != 0 || fsync(fd) != 0) {
         if (fd >= 0)
@@ -120,19 +153,21 @@ static sb_status cut(struct replay *rp, size_t at, size_t len, int middle)
 
     size_t removed = 0;
     for (size_t j = rp->index + 1; middle && j < rp->n; j++) {
-        snprintf(name, sizeof(name), LOG_NAME_FMT, rp->seqs[j]);
+        snprintf(name, sizeof(name), WAL_LOG_FMT, rp->seqs[j]);
         if (unlinkat(rp->w->dir_fd, name, 0) != 0)
             return SB_IO;
         removed++;
     }
     rp->n = rp->index + 1;
     rp->stop = 1;
-    snprintf(name, sizeof(name), LOG_NAME_FMT, rp->seqs[rp->index]);
+    rp->w->dropped = 1;
+    snprintf(name, sizeof(name), WAL_LOG_FMT, rp->seqs[rp->index]);
     sb__log(rp->s, SB_LOG_WARN,
             "%s: dropped %zu bytes at offset %zu of %s/%s (%s)%s", "recovery",
             len - at, at, rp->w->dir, name,
             middle ? "damaged record, repair requested"
-                   : "one incomplete record: a write cut short by a crash",
+                   : "the last record is incomplete or damaged: a write cut "
+                     "short by a crash, or damage at the end of the file",
             removed ? " and the later log files" : "");
     return SB_OK;
 }
@@ -146,7 +181,7 @@ static sb_status damaged(struct replay *rp, const unsigned char *buf,
         middle = file_size(rp->w, rp->seqs[j]) > 0;
     if (middle && !rp->repair) {
         sb__log(rp->s, SB_LOG_ERROR,
-                "recovery: damaged record at offset %zu of %s/" LOG_NAME_FMT
+                "recovery: damaged record at offset %zu of %s/" WAL_LOG_FMT
                 " with intact records after it; refusing to open (repair "
                 "would keep the %" PRIu64 " records before it)",
                 at, rp->w->dir, rp->seqs[rp->index], rp->records);
@@ -163,14 +198,22 @@ static sb_status replay_buf(struct replay *rp, const unsigned char *buf,
         struct record r;
         size_t size;
         enum record_check c = record_decode(buf + at, len - at, &r, &size);
-        if (c == RECORD_OK && r.rev <= rp->last_rev)
+        if (c == RECORD_OK && r.rev <= rp->last_rev && !rp->snapshot)
             c = RECORD_BAD; /* revisions only go up */
+        if (c != RECORD_OK && rp->snapshot) {
+            sb__log(rp->s, SB_LOG_ERROR,
+                    "recovery: damaged record at offset %zu of the snapshot "
+                    "%s/" WAL_SNAP_FMT "; refusing to open",
+                    at, rp->w->dir, rp->seqs[rp->index]);
+            return SB_CORRUPT; /* written whole before renamed: not a crash */
+        }
         if (c != RECORD_OK)
             return damaged(rp, buf, len, at);
         sb_status st = sb__replay(rp->s, &r);
         if (st != SB_OK)
             return st;
-        rp->last_rev = r.rev;
+        if (r.rev > rp->last_rev)
+            rp->last_rev = r.rev;
         rp->records++;
         at += size;
     }
@@ -179,8 +222,9 @@ static sb_status replay_buf(struct replay *rp, const unsigned char *buf,
 
 static sb_status replay_file(struct replay *rp)
 {
-    char name[32];
-    snprintf(name, sizeof(name), LOG_NAME_FMT, rp->seqs[rp->index]);
+    char name[WAL_NAME_MAX];
+    snprintf(name, sizeof(name), rp->snapshot ? WAL_SNAP_FMT : WAL_LOG_FMT,
+             rp->seqs[rp->index]);
     int fd = openat(rp->w->dir_fd, name, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0) {
@@ -205,8 +249,8 @@ static sb_status replay_file(struct replay *rp)
 /* Opens the last log file for appending, creating the first one. */
 static sb_status open_tail(struct wal *w, uint64_t seq, int created)
 {
-    char name[32];
-    snprintf(name, sizeof(name), LOG_NAME_FMT, seq);
+    char name[WAL_NAME_MAX];
+    snprintf(name, sizeof(name), WAL_LOG_FMT, seq);
     w->fd = openat(w->dir_fd, name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                    0644);
     struct stat sb;
@@ -220,20 +264,77 @@ static sb_status open_tail(struct wal *w, uint64_t seq, int created)
     return SB_OK;
 }
 
+/* Replays the newest snapshot, if any; the logs it replaces are removed. */
+static sb_status replay_snapshot(struct replay *rp, struct seqs *snaps,
+                                 struct seqs *logs, uint64_t *from)
+{
+    *from = 0;
+    if (snaps->n == 0)
+        return SB_OK;
+
+    uint64_t seq = snaps->v[snaps->n - 1];
+    struct replay sn = *rp;
+    sn.seqs = &seq;
+    sn.n = 1;
+    sn.index = 0;
+    sn.snapshot = 1;
+    sb_status st = replay_file(&sn);
+    rp->last_rev = sn.last_rev;
+    rp->records = sn.records;
+    if (st != SB_OK)
+        return st;
+
+    /* A crash after the snapshot was put in place but before the files it
+     * replaces were removed leaves them behind: remove them now. */
+    char name[WAL_NAME_MAX];
+    for (size_t i = 0; i + 1 < snaps->n; i++) {
+        snprintf(name, sizeof(name), WAL_SNAP_FMT, snaps->v[i]);
+        unlinkat(rp->w->dir_fd, name, 0);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < logs->n; i++) {
+        snprintf(name, sizeof(name), WAL_LOG_FMT, logs->v[i]);
+        if (logs->v[i] < seq)
+            unlinkat(rp->w->dir_fd, name, 0);
+        else
+            logs->v[kept++] = logs->v[i];
+    }
+    logs->n = kept;
+    snprintf(name, sizeof(name), WAL_SNAP_FMT, seq);
+    struct stat sb;
+    if (fstatat(rp->w->dir_fd, name, &sb, 0) == 0)
+        rp->w->older_bytes += (uint64_t)sb.st_size;
+    *from = seq;
+    return SB_OK;
+}
+
 sb_status wal_recover(struct sb_store *s, struct wal *w, int repair)
 {
     struct replay rp = {.s = s, .w = w, .repair = repair};
-    sb_status st = list_logs(w, &rp.seqs, &rp.n);
+    struct seqs logs = {0}, snaps = {0};
+    uint64_t from = 0;
+    sb_status st = list_files(w, &logs, &snaps);
 
+    if (st == SB_OK)
+        st = replay_snapshot(&rp, &snaps, &logs, &from);
+    rp.seqs = logs.v;
+    rp.n = logs.n;
     for (rp.index = 0; st == SB_OK && rp.index < rp.n && !rp.stop; rp.index++)
         st = replay_file(&rp);
-    if (st == SB_OK)
-        st = rp.n ? open_tail(w, rp.seqs[rp.n - 1], 0) : open_tail(w, 1, 1);
+    for (size_t i = 0; st == SB_OK && i + 1 < rp.n; i++)
+        w->older_bytes += (uint64_t)file_size(w, rp.seqs[i]);
+    w->first_seq = from ? from : rp.n ? rp.seqs[0] : 1;
+    if (st == SB_OK && rp.n > 0)
+        st = open_tail(w, rp.seqs[rp.n - 1], 0);
+    else if (st == SB_OK)
+        st = open_tail(w, from ? from : 1, 1);
     if (st == SB_OK && rp.records > 0)
         sb__log(s, SB_LOG_INFO,
-                "recovery: replayed %" PRIu64 " records from %zu log files "
+                "recovery: replayed %" PRIu64 " records from %s%zu log files "
                 "in %s; revision %" PRIu64,
-                rp.records, rp.n, w->dir, rp.last_rev);
-    free(rp.seqs);
+                rp.records, from ? "a snapshot and " : "", rp.n, w->dir,
+                rp.last_rev);
+    free(logs.v);
+    free(snaps.v);
     return st;
 }

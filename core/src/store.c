@@ -69,6 +69,17 @@ void sb_options_init(sb_options *opts)
     opts->history = SB_HISTORY_DEFAULT;
     opts->fsync = SB_FSYNC_ALWAYS;
     opts->fsync_interval_ms = 10;
+    opts->compact_ratio = 2.0;
+    opts->compact_min_bytes = (uint64_t)64 << 20;
+}
+
+int64_t sb__now(const struct sb_store *s)
+{
+    if (s->clock != NULL)
+        return s->clock(s->clock_ctx);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 void sb__log(const struct sb_store *s, sb_log_level level, const char *fmt, ...)
@@ -113,7 +124,8 @@ sb_status sb_store_open(const sb_options *opts, sb_store **out)
         opts = &defaults;
     }
     if (out == NULL || opts->history < 1 || opts->history > SB_HISTORY_MAX ||
-        (unsigned)opts->fsync > SB_FSYNC_NEVER ||
+        (unsigned)opts->fsync > SB_FSYNC_NEVER || !(opts->compact_ratio >= 0) ||
+        opts->retain_ns < 0 ||
         (opts->data_dir != NULL && opts->data_dir[0] == '\0'))
         return SB_INVALID;
 
@@ -128,6 +140,17 @@ sb_status sb_store_open(const sb_options *opts, sb_store **out)
         free(s);
         return SB_NOMEM;
     }
+    if (pthread_cond_init(&s->compact_cv, NULL) != 0) {
+        pthread_mutex_destroy(&s->write_lock);
+        cds_lfht_destroy(s->colls, NULL);
+        free(s);
+        return SB_NOMEM;
+    }
+    s->retain_ns = opts->retain_ns;
+    s->clock = opts->clock;
+    s->clock_ctx = opts->clock_ctx;
+    s->compact_ratio = opts->compact_ratio;
+    s->compact_min = opts->compact_min_bytes;
     atomic_init(&s->revision, 0);
     s->history = opts->history;
     s->hash_seed = random_seed();
@@ -317,6 +340,9 @@ void sb_store_close(sb_store *store)
         return;
 
     /* The log first: a clean close leaves every write on disk. */
+    pthread_mutex_lock(&store->write_lock);
+    sb__compact_wait(store);
+    pthread_mutex_unlock(&store->write_lock);
     wal_close(store->wal);
 
     /* Let the versions already handed to call_rcu be freed first. */
@@ -356,6 +382,7 @@ void sb_store_close(sb_store *store)
         colls = next;
     }
     cds_lfht_destroy(store->colls, NULL);
+    pthread_cond_destroy(&store->compact_cv);
     pthread_mutex_destroy(&store->write_lock);
     free(store);
 

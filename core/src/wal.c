@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int fault(struct wal *w, sb_io_op op)
+int wal_fault(struct wal *w, sb_io_op op)
 {
     return w->io_fault ? w->io_fault(w->io_fault_ctx, op) : 0;
 }
@@ -59,7 +59,7 @@ static int write_all(int fd, const unsigned char *buf, size_t len)
 
 static int sync_file(struct wal *w)
 {
-    int err = fault(w, SB_IO_SYNC);
+    int err = wal_fault(w, SB_IO_SYNC);
     if (err == 0 && fdatasync(w->fd) != 0)
         err = errno;
     return err;
@@ -87,7 +87,7 @@ sb_status wal_append(struct wal *w, const struct record *r, uint64_t *lsn)
 
     /* An injected fault lands half the record first, like a real crash
      * or a disk filling up in mid-write would. */
-    int err = fault(w, SB_IO_WRITE);
+    int err = wal_fault(w, SB_IO_WRITE);
     if (err != 0) {
         write_all(w->fd, w->buf, n / 2);
         return append_failed(w, err);
@@ -137,6 +137,52 @@ sb_status wal_wait(struct wal *w, uint64_t lsn)
     return st;
 }
 
+sb_status wal_rotate(struct wal *w, uint64_t *seq)
+{
+    char name[WAL_NAME_MAX];
+    uint64_t next = w->seq + 1;
+    int err = wal_fault(w, SB_IO_COMPACT_ROTATE);
+
+    snprintf(name, sizeof(name), WAL_LOG_FMT, next);
+    int fd =
+        err ? -1
+            : openat(w->dir_fd, name,
+                     O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0 || fsync(w->dir_fd) != 0) {
+        err = err ? err : errno;
+        if (fd >= 0) {
+            close(fd);
+            unlinkat(w->dir_fd, name, 0);
+        }
+        return err == ENOSPC || err == EDQUOT ? SB_NOSPACE : SB_IO;
+    }
+
+    /* Become the sync leader, so that no sync runs on the old file while it
+     * is closed; syncing it covers everything appended so far. */
+    pthread_mutex_lock(&w->sync_lock);
+    while (w->syncing)
+        pthread_cond_wait(&w->synced_cv, &w->sync_lock);
+    w->syncing = 1;
+    pthread_mutex_unlock(&w->sync_lock);
+    err = sync_file(w);
+    pthread_mutex_lock(&w->sync_lock);
+    w->syncing = 0;
+    if (err != 0)
+        atomic_store(&w->failed, 1);
+    else
+        w->synced = atomic_load(&w->written);
+    close(w->fd);
+    w->fd = fd;
+    pthread_cond_broadcast(&w->synced_cv);
+    pthread_mutex_unlock(&w->sync_lock);
+
+    w->older_bytes += w->offset;
+    w->offset = 0;
+    w->seq = next;
+    *seq = next;
+    return err ? SB_IO : SB_OK;
+}
+
 /* SB_FSYNC_BATCH: syncs what was appended, every interval, until close. */
 static void *flusher_main(void *arg)
 {
@@ -153,11 +199,14 @@ static void *flusher_main(void *arg)
 
         uint64_t target =
             atomic_load_explicit(&w->written, memory_order_acquire);
-        if (w->stopping || target <= w->synced || wal_failed(w))
+        if (w->stopping || target <= w->synced || wal_failed(w) || w->syncing)
             continue;
+        w->syncing = 1; /* keeps a rotation from closing the file */
         pthread_mutex_unlock(&w->sync_lock);
         int err = sync_file(w);
         pthread_mutex_lock(&w->sync_lock);
+        w->syncing = 0;
+        pthread_cond_broadcast(&w->synced_cv);
         if (err != 0)
             atomic_store(&w->failed, 1);
         else
@@ -184,6 +233,58 @@ static sb_status open_dir(struct wal *w, const char *dir)
     if (flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0)
         return errno == EWOULDBLOCK ? SB_LOCKED : SB_IO;
     return SB_OK;
+}
+
+/*
+ * The hash seed of a store with a data directory lives in the directory
+ * (file SEED), so that the scan order, which follows the hash, and with it
+ * every pagination cursor, survives a restart.
+ */
+static sb_status load_seed(struct wal *w, uint64_t *seed)
+{
+    char text[32];
+    int fd = openat(w->dir_fd, "SEED", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, text, sizeof(text) - 1);
+        close(fd);
+        text[n > 0 ? n : 0] = '\0';
+        return sscanf(text, "%" SCNx64, seed) == 1 ? SB_OK : SB_CORRUPT;
+    }
+    if (errno != ENOENT)
+        return SB_IO;
+
+    /* First open: keep the seed the store drew, written whole or not at
+     * all (a temporary file renamed into place). */
+    int n = snprintf(text, sizeof(text), "%016" PRIx64 "\n", *seed);
+    fd = openat(w->dir_fd, "SEED.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                0644);
+    int ok = fd >= 0 && write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    ok = ok && renameat(w->dir_fd, "SEED.tmp", w->dir_fd, "SEED") == 0 &&
+         fsync(w->dir_fd) == 0;
+    return ok ? SB_OK : SB_IO;
+}
+
+/*
+ * The LOCK file also says whether the last process to hold it closed
+ * cleanly: "open" while a store has the directory, "closed" after.
+ */
+static int mark_lock(struct wal *w, const char *state)
+{
+    size_t len = strlen(state);
+    return pwrite(w->lock_fd, state, len, 0) == (ssize_t)len &&
+                   ftruncate(w->lock_fd, (off_t)len) == 0 &&
+                   fsync(w->lock_fd) == 0
+               ? 0
+               : -1;
+}
+
+static int was_open(struct wal *w)
+{
+    char state[8] = {0};
+    return pread(w->lock_fd, state, sizeof(state) - 1, 0) > 0 &&
+           strncmp(state, "open", 4) == 0;
 }
 
 static int init_sync(struct wal *w)
@@ -220,6 +321,26 @@ static void release(struct wal *w, int sync_ready)
     free(w);
 }
 
+/*
+ * After a crash, readers may have seen revisions whose records never
+ * reached the disk (a write is visible before it is synced), and clients may
+ * hold their ETags.  Numbering on from the last record on disk would give
+ * those revisions to other versions, and a stale If-Match could then match
+ * the wrong one; so the numbering jumps past any revision a lost write can
+ * have had.
+ */
+static void skip_revisions(struct sb_store *s, struct wal *w)
+{
+    uint64_t from = atomic_load(&s->revision);
+    atomic_store(&s->revision, from + WAL_CRASH_GAP);
+    sb__log(s, SB_LOG_WARN,
+            "recovery: %s %s was not closed cleanly; revisions go on from "
+            "%" PRIu64 " instead of %" PRIu64
+            " so that none a lost write had is reused",
+            w->dropped ? "records were dropped and" : "", w->dir,
+            from + WAL_CRASH_GAP + 1, from + 1);
+}
+
 sb_status wal_open(struct sb_store *s, const sb_options *o, struct wal **out)
 {
     struct wal *w = calloc(1, sizeof(*w));
@@ -239,7 +360,14 @@ sb_status wal_open(struct sb_store *s, const sb_options *o, struct wal **out)
 
     sb_status st = open_dir(w, o->data_dir);
     if (st == SB_OK)
+        st = load_seed(w, &s->hash_seed);
+    int crashed = st == SB_OK && was_open(w);
+    if (st == SB_OK && mark_lock(w, "open") != 0)
+        st = SB_IO;
+    if (st == SB_OK)
         st = wal_recover(s, w, o->repair);
+    if (st == SB_OK && (crashed || w->dropped))
+        skip_revisions(s, w);
     if (st == SB_OK && w->mode == SB_FSYNC_BATCH) {
         if (pthread_create(&w->flusher, NULL, flusher_main, w) != 0)
             st = SB_NOMEM;
@@ -266,7 +394,8 @@ void wal_close(struct wal *w)
         pthread_join(w->flusher, NULL);
     }
     /* Whatever the mode, a clean close leaves the log on disk. */
-    if (!wal_failed(w) && atomic_load(&w->written) > w->synced)
-        sync_file(w);
+    if (!wal_failed(w) &&
+        (atomic_load(&w->written) <= w->synced || sync_file(w) == 0))
+        mark_lock(w, "closed");
     release(w, 1);
 }

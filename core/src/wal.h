@@ -10,6 +10,7 @@
 
 #include "snapback.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -20,9 +21,12 @@ struct sb_store;
 struct wal {
     char *dir;
     int dir_fd, lock_fd, fd;
-    uint64_t seq;       /* sequence number of the file written to */
-    uint64_t offset;    /* its length; under the store's write lock */
-    unsigned char *buf; /* encoding buffer; under the store's write lock */
+    uint64_t seq;         /* sequence number of the file written to */
+    uint64_t offset;      /* its length; under the store's write lock */
+    uint64_t older_bytes; /* older log files and the snapshot; same lock */
+    uint64_t first_seq;   /* no log file or snapshot is older */
+    int dropped;          /* recovery cut records off the log */
+    unsigned char *buf;   /* encoding buffer; under the store's write lock */
     size_t buf_cap;
 
     /* Log sequence numbers are byte counts since the store opened. */
@@ -69,7 +73,27 @@ sb_status wal_wait(struct wal *w, uint64_t lsn);
 /* Whether a failed sync has made the store refuse writes. */
 int wal_failed(struct wal *w);
 
-/* Replays the log files into the store; recover.c. */
+/* Replays the snapshot and log files into the store; recover.c. */
 sb_status wal_recover(struct sb_store *s, struct wal *w, int repair);
+
+/*
+ * Starts a new log file, making the current one durable first so that every
+ * record in it counts as synced.  Called with the store's write lock held.
+ * On SB_OK the records from now on go to file *seq.
+ */
+sb_status wal_rotate(struct wal *w, uint64_t *seq);
+
+/* Calls the fault hook for `op`; 0 or an errno to fail with. */
+int wal_fault(struct wal *w, sb_io_op op);
+
+/* File names in the data directory. */
+#define WAL_LOG_FMT  "wal-%016" PRIx64 ".log"
+#define WAL_SNAP_FMT "snap-%016" PRIx64 ".snap"
+#define WAL_TMP_FMT  "snap-%016" PRIx64 ".tmp"
+#define WAL_NAME_MAX 32
+
+/* How far revisions jump after a crash: more than the writes that can be
+ * visible but not yet on disk at any moment. */
+#define WAL_CRASH_GAP ((uint64_t)1 << 32)
 
 #endif /* SB_WAL_H */

@@ -8,6 +8,11 @@ failing test can show what the server said.
 The binary comes from the SNAPBACKD environment variable (CMake sets it to
 the built target) or from a `--snapbackd PATH` argument; curl from
 SNAPBACK_CURL or the PATH. Only the Python standard library is used.
+
+Durability tests give a Server a data directory of their own that outlives
+it (data_dir=), end it with kill() (SIGKILL, as a crash would), read what it
+logged with log(), and run a server that must refuse to start with
+run_to_exit().
 """
 
 import http.client
@@ -84,18 +89,26 @@ def parse_head(raw):
 
 
 class Server:
-    """A running snapbackd. Use as a context manager, or call stop()."""
+    """A running snapbackd. Use as a context manager, or call stop() or kill().
 
-    def __init__(self, *options):
+    `data_dir`: a directory the caller owns and keeps after the server ends
+    (by default the server gets one in its own temporary directory). `cwd`:
+    the working directory of the process (by default the test's).
+    """
+
+    def __init__(self, *options, data_dir=None, cwd=None):
         if not SNAPBACKD:
             raise unittest.SkipTest("no snapbackd given (set SNAPBACKD)")
         if not os.access(SNAPBACKD, os.X_OK):
             raise AssertionError("SNAPBACKD=%s is not an executable" % SNAPBACKD)
         self.options = list(options)
         self.tmp = tempfile.TemporaryDirectory(prefix="snapbackd-test-")
+        self._final_log = None
         # Every test server persists, with the default fsync mode, into a
         # directory of its own unless the test chose otherwise.
-        if "--data-dir" not in self.options and "--in-memory" not in self.options:
+        if data_dir is not None:
+            self.options += ["--data-dir", data_dir]
+        elif "--data-dir" not in self.options and "--in-memory" not in self.options:
             self.options += ["--data-dir", os.path.join(self.tmp.name, "data")]
         self.stderr_path = os.path.join(self.tmp.name, "stderr")
         self._calls = 0
@@ -105,7 +118,7 @@ class Server:
             with open(self.stderr_path, "wb") as err:
                 self.proc = subprocess.Popen(
                     [SNAPBACKD, "--listen", "127.0.0.1:%d" % self.port] + self.options,
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd)
             if self._wait_ready():
                 return
         raise AssertionError("snapbackd did not start: " + self.stderr())
@@ -133,12 +146,25 @@ class Server:
         self.proc.wait()
         return False
 
-    def stderr(self):
+    def log(self):
+        """What the server wrote on stderr so far (also after stop() or kill())."""
+        if self._final_log is not None:
+            return self._final_log
         try:
             with open(self.stderr_path, "rb") as f:
-                return "\n--- snapbackd stderr ---\n" + f.read().decode("utf-8", "replace")
+                return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def stderr(self):
+        """The server's stderr, headed for a failure message ("" if none)."""
+        text = self.log()
+        return "\n--- snapbackd stderr ---\n" + text if text else ""
+
+    def _finish(self):
+        """Keeps the log, then removes the temporary directory."""
+        self._final_log = self.log()
+        self.tmp.cleanup()
 
     def alive(self):
         return self.proc.poll() is None
@@ -154,10 +180,16 @@ class Server:
                 self.proc.wait()
                 raise AssertionError("snapbackd ignored SIGTERM" + self.stderr())
         rc = self.proc.returncode
-        msg = self.stderr()
-        self.tmp.cleanup()
+        self._finish()
         if rc != 0:
-            raise AssertionError("snapbackd exited with status %d%s" % (rc, msg))
+            raise AssertionError("snapbackd exited with status %d%s" % (rc, self.stderr()))
+
+    def kill(self):
+        """Ends the server with SIGKILL, as a crash would: no drain, no clean close."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=WAIT)
+        self._finish()
 
     def __enter__(self):
         return self
@@ -227,6 +259,24 @@ class Server:
 
     def connect(self):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
+
+
+def run_to_exit(*options, cwd=None):
+    """Runs a snapbackd that is expected to refuse to start.
+
+    Returns (exit status, stderr). Fails if it is still running after WAIT
+    seconds (it would then be serving, which the caller did not expect).
+    """
+    if not SNAPBACKD:
+        raise unittest.SkipTest("no snapbackd given (set SNAPBACKD)")
+    cmd = [SNAPBACKD, "--listen", "127.0.0.1:%d" % free_port()] + list(options)
+    try:
+        out = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, cwd=cwd, timeout=WAIT)
+    except subprocess.TimeoutExpired as e:  # run() has killed it
+        raise AssertionError("snapbackd %s did not exit: %s" % (
+            " ".join(options), (e.stderr or b"").decode("utf-8", "replace")))
+    return out.returncode, out.stderr.decode("utf-8", "replace")
 
 
 def request(conn, method, path, body=None, headers=None):
