@@ -33,6 +33,9 @@ sb_status api_new(const struct api_config *cfg, struct api **out)
     opts.fsync = cfg->fsync;
     opts.fsync_interval_ms = cfg->fsync_interval_ms;
     opts.repair = cfg->repair;
+    opts.retain_ns = cfg->retain_ns;
+    opts.compact_ratio = cfg->compact_ratio;
+    opts.compact_min_bytes = cfg->compact_min;
     opts.log = cfg->log;
     sb_status st = sb_store_open(&opts, &api->store);
     if (st != SB_OK) {

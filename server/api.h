@@ -34,7 +34,10 @@ struct api_config {
     sb_fsync fsync;
     unsigned fsync_interval_ms;
     int repair;
-    sb_log_fn log; /* the store's rare messages (recovery), may be NULL */
+    int64_t retain_ns;    /* 0: keep versions until the ring drops them */
+    double compact_ratio; /* 0: no automatic compaction */
+    uint64_t compact_min; /* bytes */
+    sb_log_fn log;        /* the store's rare messages (recovery), may be NULL */
 };
 
 struct api;

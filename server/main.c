@@ -68,6 +68,10 @@ static char *format_started(const struct options *opts)
             fprintf(f, " fsync=%s", modes[opts->api.fsync]);
             if (opts->api.fsync == SB_FSYNC_BATCH)
                 fprintf(f, " fsync_interval_ms=%u", opts->api.fsync_interval_ms);
+            fprintf(f, " compact_ratio=%g compact_min=%llu", opts->api.compact_ratio,
+                    (unsigned long long)opts->api.compact_min);
+            if (opts->api.retain_ns > 0)
+                fprintf(f, " retain_s=%lld", (long long)(opts->api.retain_ns / 1000000000));
         } else {
             fputs(" data_dir=none", f);
         }

@@ -32,6 +32,9 @@ enum {
     OPT_FSYNC,
     OPT_FSYNC_INTERVAL,
     OPT_REPAIR,
+    OPT_RETAIN,
+    OPT_COMPACT_RATIO,
+    OPT_COMPACT_MIN,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -48,6 +51,9 @@ static const struct option long_options[] = {
     {"fsync", required_argument, NULL, OPT_FSYNC},
     {"fsync-interval", required_argument, NULL, OPT_FSYNC_INTERVAL},
     {"repair", no_argument, NULL, OPT_REPAIR},
+    {"retain", required_argument, NULL, OPT_RETAIN},
+    {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
+    {"compact-min", required_argument, NULL, OPT_COMPACT_MIN},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -96,6 +102,12 @@ static void print_help(void)
            "                           (default 10ms)\n"
            "  --repair                 open a log damaged before its end by keeping what\n"
            "                           precedes the damage (default: refuse to start)\n"
+           "  --retain DURATION        drop versions older than this, the current one of\n"
+           "                           each document excepted: 90s, 15m, 12h, 7d (default:\n"
+           "                           keep them until --history drops them)\n"
+           "  --compact-ratio R        compact when the log passes R times the retained\n"
+           "                           data, 0 for never (default 2)\n"
+           "  --compact-min BYTES      and is at least this big; K, M, G (default 64M)\n"
            "  --help                   print this help and exit\n"
            "  --version                print the version and exit\n",
            OPTIONS_LISTEN_DEFAULT, OPTIONS_THREADS_MAX, default_threads(), SB_HISTORY_MAX,
@@ -276,6 +288,39 @@ static int parse_interval(const char *s, unsigned *ms)
     return 0;
 }
 
+/* Reads N followed by s, m, h or d: seconds to days, up to ten years. */
+static int parse_duration(const char *s, int64_t *ns)
+{
+    static const char units[] = "smhd";
+    static const uint64_t secs[] = {1, 60, 3600, 86400};
+    size_t len = strlen(s);
+    const char *u = len > 1 ? strchr(units, s[len - 1]) : NULL;
+    uint64_t v;
+
+    if (u == NULL || *u == '\0' || parse_uint(s, len - 1, 3650ull * 86400, &v) != 0 || v == 0 ||
+        v * secs[u - units] > 3650ull * 86400)
+        return -1;
+    *ns = (int64_t)(v * secs[u - units]) * 1000000000;
+    return 0;
+}
+
+/* Reads a byte count with an optional K, M or G suffix, up to 1 TiB. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+    size_t len = strlen(s);
+    uint64_t v, scale = 1;
+    const char *suffix = len > 1 ? strchr("KMG", s[len - 1]) : NULL;
+
+    if (suffix != NULL && *suffix != '\0') {
+        scale = (uint64_t)1 << (10 * (1 + (suffix - "KMG")));
+        len--;
+    }
+    if (parse_uint(s, len, (uint64_t)1 << 40, &v) != 0 || v * scale > (uint64_t)1 << 40)
+        return -1;
+    *out = v * scale;
+    return 0;
+}
+
 /* Applies one option with its argument; returns OPTIONS_RUN to go on. */
 static enum options_result apply(struct options *opts, int opt, const char *arg)
 {
@@ -326,6 +371,19 @@ static enum options_result apply(struct options *opts, int opt, const char *arg)
     case OPT_REPAIR:
         opts->api.repair = 1;
         return OPTIONS_RUN;
+    case OPT_RETAIN:
+        if (parse_duration(arg, &opts->api.retain_ns) != 0)
+            return bad_value(opt, "a duration such as 90s, 15m, 12h or 7d", arg);
+        return OPTIONS_RUN;
+    case OPT_COMPACT_RATIO:
+        if (parse_uint(arg, strlen(arg), 1000, &v) != 0)
+            return bad_value(opt, "an integer from 0 to 1000", arg);
+        opts->api.compact_ratio = (double)v;
+        return OPTIONS_RUN;
+    case OPT_COMPACT_MIN:
+        if (parse_bytes(arg, &opts->api.compact_min) != 0)
+            return bad_value(opt, "a size such as 4096, 512K, 64M or 2G", arg);
+        return OPTIONS_RUN;
     case OPT_HELP:
         print_help();
         return OPTIONS_EXIT_OK;
@@ -348,6 +406,8 @@ static void set_defaults(struct options *opts)
     opts->api.data_dir = OPTIONS_DATA_DIR_DEFAULT;
     opts->api.fsync = SB_FSYNC_ALWAYS;
     opts->api.fsync_interval_ms = 10;
+    opts->api.compact_ratio = 2;
+    opts->api.compact_min = (uint64_t)64 << 20;
 }
 
 /* Reports what getopt_long refused: an unknown option or a missing value. */

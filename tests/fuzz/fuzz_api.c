@@ -22,7 +22,8 @@ static void api_reset(void)
 {
     if (api != NULL)
         api_free(api);
-    struct api_config cfg = {.history = 4, .max_body = 1 << 16};
+    struct api_config cfg = {
+        .history = 4, .max_body = 1 << 16, .compact_ratio = 2};
     cfg.keys = calloc(1, sizeof(*cfg.keys));
     if (cfg.keys == NULL)
         abort();
