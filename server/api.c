@@ -47,6 +47,11 @@ sb_status api_new(const struct api_config *cfg, struct api **out)
     return SB_OK;
 }
 
+sb_store *api_store(struct api *api)
+{
+    return api->store;
+}
+
 void api_free(struct api *api)
 {
     if (api == NULL)

@@ -73,6 +73,11 @@ struct api_resp {
     struct api_header headers[API_MAX_HEADERS];
     char *body; /* owned; "application/json" when body_len > 0 */
     size_t body_len;
+    /* Non-zero for a write: its log position.  The response must not be
+     * sent before sb_store_synced(api_store(api)) reaches it (or, if the
+     * sync fails, must be replaced by an error): writes do not wait for
+     * their sync themselves, so that an event loop keeps serving. */
+    uint64_t lsn;
 };
 
 /*
@@ -82,6 +87,9 @@ struct api_resp {
  */
 sb_status api_new(const struct api_config *cfg, struct api **out);
 void api_free(struct api *api);
+
+/* The store the API serves, for waiting on write durability. */
+sb_store *api_store(struct api *api);
 
 /* Handles one request; always fills `resp`, which api_resp_free() frees. */
 void api_handle(struct api *api, const struct api_req *req, struct api_resp *resp);

@@ -117,6 +117,7 @@ static void exhausted(struct call *c, const sb_result *res)
 /* Replies with the state the rollback restored. */
 static void restored(struct call *c, sb_coll *coll, const sb_result *res)
 {
+    c->resp->lsn = res->lsn;
     add_etag(c, res->rev);
     if (res->absent) {
         reply_empty(c, 204);
@@ -147,10 +148,11 @@ void handle_rollback(struct call *c)
     sb_read_unlock();
 
     sb_result res = {0};
+    sb_write_opts opts = {.nowait = 1};
     if (st == SB_OK && a.steps)
-        st = sb_rollback_steps(coll, c->id.s, c->id.len, (unsigned)a.steps, NULL, &res);
+        st = sb_rollback_steps(coll, c->id.s, c->id.len, (unsigned)a.steps, &opts, &res);
     else if (st == SB_OK)
-        st = sb_rollback_to(coll, c->id.s, c->id.len, a.to_version, NULL, &res);
+        st = sb_rollback_to(coll, c->id.s, c->id.len, a.to_version, &opts, &res);
 
     switch (st) {
     case SB_OK:

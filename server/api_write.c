@@ -36,6 +36,7 @@ static sb_coll *open_coll(struct call *c)
 static void reply_written(struct call *c, const sb_result *res, const struct json_doc *doc,
                           const char *id, size_t id_len)
 {
+    c->resp->lsn = res->lsn;
     struct buf b = {0};
     buf_append(&b, doc->compact, doc->compact_len);
     if (res->created)
@@ -81,7 +82,8 @@ void handle_create(struct call *c)
     if (coll == NULL)
         goto out;
     sb_result res;
-    sb_status st = sb_create(coll, id, id_len, doc.compact, doc.compact_len, NULL, &res);
+    sb_write_opts opts = {.nowait = 1};
+    sb_status st = sb_create(coll, id, id_len, doc.compact, doc.compact_len, &opts, &res);
     if (st == SB_EXISTS)
         reply_error(c, 409, "already_exists",
                     "A document with id \"%.*s\" already exists in \"%.*s\"; "
@@ -204,11 +206,12 @@ void handle_put(struct call *c)
     if (coll == NULL || !resolve_precondition(c, coll, pre, &rev))
         goto out;
 
-    sb_write_opts opts = {.if_rev = rev};
+    sb_write_opts opts = {.if_rev = rev, .nowait = 1};
+    sb_write_opts create = {.nowait = 1};
     sb_result res;
     sb_status st;
     if (pre == PRE_CREATE_ONLY)
-        st = sb_create(coll, c->id.s, c->id.len, doc.compact, doc.compact_len, NULL, &res);
+        st = sb_create(coll, c->id.s, c->id.len, doc.compact, doc.compact_len, &create, &res);
     else
         st = sb_put(coll, c->id.s, c->id.len, doc.compact, doc.compact_len, &opts, &res);
     if (st == SB_EXISTS || st == SB_CONFLICT)
@@ -238,7 +241,7 @@ void handle_delete(struct call *c)
     if (st == SB_OK && !resolve_precondition(c, coll, pre, &rev))
         return;
 
-    sb_write_opts opts = {.if_rev = rev};
+    sb_write_opts opts = {.if_rev = rev, .nowait = 1};
     sb_result res;
     if (st == SB_OK)
         st = sb_delete(coll, c->id.s, c->id.len, &opts, &res);
@@ -248,6 +251,7 @@ void handle_delete(struct call *c)
     } else if (st == SB_CONFLICT) {
         precondition_failed(c, pre);
     } else if (!reply_store_error(c, st)) {
+        c->resp->lsn = res.lsn;
         add_etag(c, res.rev);
         reply_empty(c, 204);
     }

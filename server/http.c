@@ -58,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,14 +66,16 @@
 #include <h2o.h>
 
 #include "snapback.h"
+#include "syncer.h"
 
-#define LOOP_WAIT_MS      1000 /* bound on one loop wait: a safety net for the stop flag */
-#define DRAIN_TURN_MS     50   /* loop wait while draining connections */
-#define DRAIN_GRACE_MS    1500 /* after this, connections still open are cut */
-#define DRAIN_CUT_MS      500  /* time left for cut connections to be closed */
-#define ACCEPT_BATCH      64   /* connections accepted per listener wake-up */
-#define ACCESS_LOG_BUF    (32 * 1024)
-#define ACCESS_TARGET_MAX 2048 /* escaped bytes of a target kept in one log line */
+#define OPTIONS_THREADS_MAX_HTTP 256  /* the most workers the options allow */
+#define LOOP_WAIT_MS             1000 /* bound on one loop wait: a safety net for the stop flag */
+#define DRAIN_TURN_MS            50   /* loop wait while draining connections */
+#define DRAIN_GRACE_MS           1500 /* after this, connections still open are cut */
+#define DRAIN_CUT_MS             500  /* time left for cut connections to be closed */
+#define ACCEPT_BATCH             64   /* connections accepted per listener wake-up */
+#define ACCESS_LOG_BUF           (32 * 1024)
+#define ACCESS_TARGET_MAX        2048 /* escaped bytes of a target kept in one log line */
 
 struct access_log {
     int fd;           /* shared by all workers; O_APPEND keeps lines whole */
@@ -106,11 +109,28 @@ struct worker {
     int stopping;
     size_t cut;             /* connections cut when the grace period ended */
     struct access_log *log; /* NULL when the access log is off */
+
+    /* Answers to writes waiting for their sync, oldest first (their log
+     * positions rise in this order); the syncer writes to sync_fd. */
+    int sync_fd;
+    h2o_socket_t *synced;
+    h2o_linklist_t parked; /* struct parked */
+    uint64_t want, wanted; /* highest position parked; highest asked for */
 };
 
 struct handler {
     h2o_handler_t super;
     struct api *api;
+};
+
+/* An answer held back until the write it reports is durable.  Lives in the
+ * request's pool: if the client goes away first, h2o disposes of the
+ * request and on_parked_dispose() takes it off the list. */
+struct parked {
+    h2o_linklist_t link; /* in worker.parked */
+    h2o_req_t *req;
+    uint64_t lsn;
+    h2o_iovec_t body;
 };
 
 struct http_server {
@@ -119,6 +139,8 @@ struct http_server {
     int stop_pipe[2]; /* closing [1] wakes every worker */
     int log_fd;
     atomic_int stop; /* also polled after every loop turn */
+    struct api *api;
+    struct syncer *syncer;
     unsigned nworkers;
     struct worker workers[];
 };
@@ -274,21 +296,8 @@ static h2o_iovec_t set_response(h2o_req_t *req, const struct api_resp *out)
     return body;
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req)
+static void send_response(struct worker *w, h2o_req_t *req, h2o_iovec_t body)
 {
-    struct handler *h = (struct handler *)self;
-    struct worker *w = worker_of(req);
-    struct api_req in;
-    struct api_resp out = {0};
-    h2o_iovec_t body;
-
-    if (w->stopping)
-        req->http1_is_persistent = 0; /* draining: tell the client not to reuse it */
-    to_api_req(req, &in);
-    api_handle(h->api, &in, &out);
-    body = set_response(req, &out);
-    api_resp_free(&out);
-
     if (w->log != NULL)
         access_log_add(w, req, req->res.status, body.len);
     h2o_start_response(req, &api_generator);
@@ -296,6 +305,87 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
     else
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
+static void on_parked_dispose(void *arg)
+{
+    struct parked *p = arg;
+    if (h2o_linklist_is_linked(&p->link))
+        h2o_linklist_unlink(&p->link);
+}
+
+/* Holds an answer back until the syncer has made its write durable. */
+static void park(struct worker *w, h2o_req_t *req, uint64_t lsn, h2o_iovec_t body)
+{
+    struct parked *p = h2o_mem_alloc_shared(&req->pool, sizeof(*p), on_parked_dispose);
+    memset(&p->link, 0, sizeof(p->link));
+    p->req = req;
+    p->lsn = lsn;
+    p->body = body;
+    h2o_linklist_insert(&w->parked, &p->link);
+    if (lsn > w->want)
+        w->want = lsn; /* asked for once this loop turn has handled all it can */
+}
+
+/* Sends the parked answers the last sync covered; after a failed sync,
+ * turns every parked answer into the error the write deserves. */
+static void release_parked(struct worker *w)
+{
+    sb_store *store = api_store(w->srv->api);
+    uint64_t synced = sb_store_synced(store);
+    int failed = syncer_failed(w->srv->syncer);
+
+    while (!h2o_linklist_is_empty(&w->parked)) {
+        struct parked *p = H2O_STRUCT_FROM_MEMBER(struct parked, link, w->parked.next);
+        if (p->lsn > synced && !failed)
+            break;
+        h2o_linklist_unlink(&p->link);
+        h2o_iovec_t body = p->body;
+        if (p->lsn > synced) {
+            struct api_resp err = {0};
+            api_error(&err, 503, "storage_error",
+                      "The server could not sync its log; the write is not durable. Reads "
+                      "still work; writes resume after the operator restarts the server.");
+            p->req->res.headers = (h2o_headers_t){NULL};
+            body = set_response(p->req, &err);
+            api_resp_free(&err);
+        }
+        send_response(w, p->req, body);
+    }
+}
+
+static void on_synced(h2o_socket_t *sock, const char *err)
+{
+    struct worker *w = sock->data;
+    uint64_t count;
+
+    /* Drain the eventfd; reading it resets the count. */
+    ssize_t rc = read(w->sync_fd, &count, sizeof(count));
+    (void)rc;
+    release_parked(w);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct handler *h = (struct handler *)self;
+    struct worker *w = worker_of(req);
+    struct api_req in;
+    struct api_resp out = {0};
+    h2o_iovec_t body;
+    uint64_t lsn;
+
+    if (w->stopping)
+        req->http1_is_persistent = 0; /* draining: tell the client not to reuse it */
+    to_api_req(req, &in);
+    api_handle(h->api, &in, &out);
+    body = set_response(req, &out);
+    lsn = out.lsn;
+    api_resp_free(&out);
+
+    if (lsn > sb_store_synced(api_store(h->api)))
+        park(w, req, lsn, body);
+    else
+        send_response(w, req, body);
     return 0;
 }
 
@@ -487,11 +577,25 @@ static void worker_setup(struct worker *w)
     w->wake_fd = -1;
     w->wake->data = w;
     h2o_socket_read_start(w->wake, on_wake);
+
+    /* The socket wrapper owns the fd from here on; the syncer keeps
+     * writing to it until after this worker has ended. */
+    h2o_linklist_init_anchor(&w->parked);
+    w->synced = h2o_evloop_socket_create(w->loop, dup(w->sync_fd), H2O_SOCKET_FLAG_DONT_READ);
+    w->synced->data = w;
+    h2o_socket_read_start(w->synced, on_synced);
 }
 
 static void worker_turn(struct worker *w, int32_t wait_ms)
 {
     h2o_evloop_run(w->loop, wait_ms);
+
+    /* One request to the syncer per turn, covering every write the turn
+     * handled, so that they share one sync as Redis's event loop does. */
+    if (w->want > w->wanted) {
+        syncer_want(w->srv->syncer, w->want);
+        w->wanted = w->want;
+    }
     if (w->log != NULL && w->log->len > 0)
         access_log_flush(w->log, w->index);
 }
@@ -541,6 +645,7 @@ static void *worker_main(void *arg)
 
     /* Closed sockets are freed on the next turn; then the loop is empty. */
     h2o_socket_close(w->wake);
+    h2o_socket_close(w->synced);
     worker_turn(w, 0);
     if (drained == 0) {
         h2o_context_dispose(&w->ctx);
@@ -643,6 +748,8 @@ static void server_free(struct http_server *srv)
             close(w->listen_fd);
         if (w->wake_fd >= 0)
             close(w->wake_fd);
+        if (w->sync_fd >= 0)
+            close(w->sync_fd);
         free(w->log);
     }
     for (int i = 0; i < 2; i++) {
@@ -665,6 +772,8 @@ static int prepare_workers(struct http_server *srv, const struct http_config *cf
         if ((w->listen_fd = open_listener(cfg)) < 0)
             return -1;
         if ((w->wake_fd = fcntl(srv->stop_pipe[0], F_DUPFD_CLOEXEC, 0)) < 0)
+            goto fail;
+        if ((w->sync_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
             goto fail;
         if (srv->log_fd >= 0) {
             if ((w->log = calloc(1, sizeof(*w->log))) == NULL)
@@ -695,8 +804,21 @@ static struct http_server *server_new(const struct http_config *cfg)
         srv->workers[i].index = i;
         srv->workers[i].listen_fd = -1;
         srv->workers[i].wake_fd = -1;
+        srv->workers[i].sync_fd = -1;
     }
     return srv;
+}
+
+static int start_syncer(struct http_server *srv)
+{
+    int fds[OPTIONS_THREADS_MAX_HTTP];
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        fds[i] = srv->workers[i].sync_fd;
+    if (syncer_start(api_store(srv->api), fds, srv->nworkers, &srv->syncer) != 0) {
+        fprintf(stderr, "level=error module=http msg=\"cannot start the syncer\"\n");
+        return -1;
+    }
+    return 0;
 }
 
 int http_server_start(const struct http_config *cfg, struct api *api, struct http_server **out)
@@ -721,6 +843,9 @@ int http_server_start(const struct http_config *cfg, struct api *api, struct htt
     if (probe_address(cfg) != 0 || prepare_workers(srv, cfg) != 0)
         goto fail;
     setup_config(srv, cfg, api);
+    srv->api = api;
+    if (start_syncer(srv) != 0)
+        goto fail;
 
     for (unsigned i = 0; i < srv->nworkers; i++) {
         int err = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
@@ -761,6 +886,9 @@ size_t http_server_stop(struct http_server *srv)
             access_log_flush(w->log, w->index);
         cut += w->cut;
     }
+    /* Only now: draining workers still wait on syncs. */
+    syncer_stop(srv->syncer);
+    srv->syncer = NULL;
     server_free(srv);
     return cut;
 }

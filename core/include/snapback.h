@@ -213,13 +213,16 @@ SB_API void sb_options_init(sb_options *opts);
  * starts empty; with opts->data_dir it is rebuilt from the log there: every
  * document, version, revision and change set as it was committed.  A log
  * whose last record is incomplete or damaged (a crash in mid-write) is cut
- * back to its last intact record, with one SB_LOG_WARN message saying what
- * was dropped.  On SB_OK, *out is the store, owned by the caller until
- * sb_store_close().  Returns SB_INVALID (NULL out, a value out of range),
- * SB_NOMEM, SB_LOCKED (another process holds the directory), SB_CORRUPT
- * (damage before the log's tail, without opts->repair; the message names
- * the file and offset), SB_IO (the directory or log cannot be used).
- * The calling thread is registered if it was not.  Thread-safe.
+ * back to its last intact record, with an SB_LOG_WARN message saying what
+ * was dropped.  After that, or when the directory was not closed cleanly,
+ * revisions go on 2^32 past the last one on disk (another SB_LOG_WARN), so
+ * that none a reader may have seen before the crash is given again.  On SB_OK,
+ * *out is the store, owned by the caller until sb_store_close().  Returns
+ * SB_INVALID (NULL out, a value out of range), SB_NOMEM, SB_LOCKED (another
+ * process holds the directory), SB_CORRUPT (damage before the log's tail,
+ * without opts->repair; the message names the file and offset), SB_IO (the
+ * directory or log cannot be used). The calling thread is registered if it was
+ * not.  Thread-safe.
  */
 SB_API sb_status sb_store_open(const sb_options *opts, sb_store **out);
 
@@ -242,6 +245,19 @@ SB_API void sb_store_close(sb_store *store);
  * outside read sections.
  */
 SB_API sb_status sb_store_compact(sb_store *store);
+
+/*
+ * Waits until the log is durable up to `lsn` (an sb_result.lsn), sharing
+ * one sync with every other waiter (group commit).  Returns SB_OK at once
+ * for lsn 0, for a store without data directory and in the batch and never
+ * modes, whose promise a write meets when it returns; SB_IO if the sync
+ * failed.  Registered thread, outside read sections; blocks.
+ */
+SB_API sb_status sb_store_sync(sb_store *store, uint64_t lsn);
+
+/* The log position up to which writes are as durable as the fsync mode
+ * promises (everything logged, in the batch and never modes).  Lock-free. */
+SB_API uint64_t sb_store_synced(const sb_store *store);
 
 typedef struct sb_stats {
     uint64_t log_bytes;   /* bytes of log files and snapshot on disk */
@@ -408,6 +424,11 @@ typedef struct sb_write_opts {
      * document's current version has this revision (and, for the document
      * to count as current, it must exist); otherwise SB_CONFLICT. */
     uint64_t if_rev;
+    /* With SB_FSYNC_ALWAYS: return once the write is logged and applied,
+     * without waiting for its sync; the caller must not report the write
+     * done before sb_store_sync(res->lsn) returns SB_OK.  Lets an event
+     * loop go on serving while the sync runs (group commit still applies). */
+    int nowait;
 } sb_write_opts;
 
 /* What a write did. */
@@ -417,6 +438,7 @@ typedef struct sb_result {
     int absent;         /* 1 if the new version is a delete or absence */
     uint64_t restored;  /* rollbacks: revision restored, 0 for absence */
     unsigned available; /* SB_HISTORY_EXHAUSTED: steps that would succeed */
+    uint64_t lsn;       /* log position of the write; 0 without a log */
 } sb_result;
 
 /*
@@ -429,7 +451,10 @@ typedef struct sb_result {
  *
  * With a data directory, a write is appended to the log before it is
  * applied, and returns as the fsync mode says.  SB_NOSPACE or SB_IO from
- * the append: nothing changed, and later writes are tried afresh.  SB_IO
+ * the append: nothing changed, and later writes are tried afresh (unless
+ * the partial record could not be cut off the file again: then the store
+ * refuses writes as after a failed sync, and says so to the log callback).
+ * SB_IO
  * from the sync (SB_FSYNC_ALWAYS): the write is not durable, although
  * readers may already see it; the store then refuses every write with
  * SB_IO until it is reopened, since after a failed sync what the file holds

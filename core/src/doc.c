@@ -424,10 +424,12 @@ static void txn_end(struct txn *t)
 }
 
 /* Waits, after txn_end(), until the write is as durable as the fsync
- * mode promises. */
-static sb_status txn_sync(const struct txn *t)
+ * mode promises, unless the caller will wait itself (opts->nowait). */
+static sb_status txn_sync(const struct txn *t, const sb_write_opts *o)
 {
-    return t->lsn ? wal_wait(t->s->wal, t->lsn) : SB_OK;
+    if (t->lsn == 0 || (o != NULL && o->nowait))
+        return SB_OK;
+    return wal_wait(t->s->wal, t->lsn);
 }
 
 static int head_live(const struct txn *t)
@@ -652,6 +654,7 @@ static void result_fill(sb_result *res, const struct txn *t,
     res->absent = (v->flags & VF_ABSENT) != 0;
     res->created = !was_live && !res->absent;
     res->restored = version_restored(v);
+    res->lsn = t->lsn;
 }
 
 enum write_kind { W_CREATE, W_PUT, W_DELETE };
@@ -698,7 +701,7 @@ static sb_status write_doc(sb_coll *c, const void *id, size_t id_len,
         free(v);
         return st;
     }
-    return txn_sync(&t);
+    return txn_sync(&t, o);
 }
 
 sb_status sb_create(sb_coll *coll, const void *id, size_t id_len,
@@ -831,7 +834,7 @@ sb_status sb_rollback_steps(sb_coll *coll, const void *id, size_t id_len,
     if (st == SB_OK)
         st = restore(&t, target, opts, res);
     txn_end(&t);
-    return st == SB_OK ? txn_sync(&t) : st;
+    return st == SB_OK ? txn_sync(&t, opts) : st;
 }
 
 sb_status sb_rollback_to(sb_coll *coll, const void *id, size_t id_len,
@@ -859,5 +862,5 @@ sb_status sb_rollback_to(sb_coll *coll, const void *id, size_t id_len,
     if (st == SB_OK)
         st = restore(&t, (struct version *)target, opts, res);
     txn_end(&t);
-    return st == SB_OK ? txn_sync(&t) : st;
+    return st == SB_OK ? txn_sync(&t, opts) : st;
 }

@@ -105,14 +105,34 @@ static sb_status list_files(struct wal *w, struct seqs *logs,
     return st;
 }
 
-/* Whether an intact record starts anywhere in buf[from, len). */
-static int intact_after(const unsigned char *buf, size_t len, size_t from)
+/*
+ * Whether the log goes on, intact, somewhere in buf[from, len): a run of
+ * intact records with rising revisions above `last_rev` that reaches the
+ * end of the file (its last record may be torn).  Requiring the run to
+ * reach the end is what keeps stray copies of records, such as a payload
+ * that holds one inside a torn last record, from passing for damage in the
+ * middle: the rest of the payload breaks their run.
+ */
+static int intact_after(const unsigned char *buf, size_t len, size_t from,
+                        uint64_t last_rev)
 {
     struct record r;
     size_t size;
     for (size_t i = from; i + RECORD_HEAD <= len; i++) {
-        if (buf[i] == (RECORD_MAGIC & 0xff) &&
-            record_decode(buf + i, len - i, &r, &size) == RECORD_OK)
+        if (buf[i] != (RECORD_MAGIC & 0xff))
+            continue;
+        size_t j = i;
+        uint64_t prev = last_rev;
+        for (;;) {
+            enum record_check c = record_decode(buf + j, len - j, &r, &size);
+            if (c == RECORD_SHORT && j > i)
+                j = len;
+            if (c != RECORD_OK || r.rev <= prev)
+                break;
+            prev = r.rev;
+            j += size;
+        }
+        if (j == len)
             return 1;
     }
     return 0;
@@ -163,8 +183,8 @@ static sb_status cut(struct replay *rp, size_t at, size_t len, int middle)
     rp->w->dropped = 1;
     snprintf(name, sizeof(name), WAL_LOG_FMT, rp->seqs[rp->index]);
     sb__log(rp->s, SB_LOG_WARN,
-            "%s: dropped %zu bytes at offset %zu of %s/%s (%s)%s", "recovery",
-            len - at, at, rp->w->dir, name,
+            "%s: dropped %zu bytes at offset %zu of %s in %s (%s)%s",
+            "recovery", len - at, at, name, rp->w->dir,
             middle ? "damaged record, repair requested"
                    : "the last record is incomplete or damaged: a write cut "
                      "short by a crash, or damage at the end of the file",
@@ -176,15 +196,15 @@ static sb_status cut(struct replay *rp, size_t at, size_t len, int middle)
 static sb_status damaged(struct replay *rp, const unsigned char *buf,
                          size_t len, size_t at)
 {
-    int middle = intact_after(buf, len, at + 1);
+    int middle = intact_after(buf, len, at + 1, rp->last_rev);
     for (size_t j = rp->index + 1; j < rp->n && !middle; j++)
         middle = file_size(rp->w, rp->seqs[j]) > 0;
     if (middle && !rp->repair) {
         sb__log(rp->s, SB_LOG_ERROR,
-                "recovery: damaged record at offset %zu of %s/" WAL_LOG_FMT
-                " with intact records after it; refusing to open (repair "
-                "would keep the %" PRIu64 " records before it)",
-                at, rp->w->dir, rp->seqs[rp->index], rp->records);
+                "recovery: damaged record at offset %zu of " WAL_LOG_FMT
+                " with intact records after it, in %s; refusing to open "
+                "(repair would keep the %" PRIu64 " records before it)",
+                at, rp->seqs[rp->index], rp->w->dir, rp->records);
         return SB_CORRUPT;
     }
     return cut(rp, at, len, middle);
@@ -202,9 +222,9 @@ static sb_status replay_buf(struct replay *rp, const unsigned char *buf,
             c = RECORD_BAD; /* revisions only go up */
         if (c != RECORD_OK && rp->snapshot) {
             sb__log(rp->s, SB_LOG_ERROR,
-                    "recovery: damaged record at offset %zu of the snapshot "
-                    "%s/" WAL_SNAP_FMT "; refusing to open",
-                    at, rp->w->dir, rp->seqs[rp->index]);
+                    "recovery: damaged record at offset %zu of the "
+                    "snapshot " WAL_SNAP_FMT " in %s; refusing to open",
+                    at, rp->seqs[rp->index], rp->w->dir);
             return SB_CORRUPT; /* written whole before renamed: not a crash */
         }
         if (c != RECORD_OK)

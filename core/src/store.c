@@ -84,7 +84,7 @@ int64_t sb__now(const struct sb_store *s)
 
 void sb__log(const struct sb_store *s, sb_log_level level, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[1024];
     va_list ap;
 
     if (s->log == NULL)
@@ -176,6 +176,22 @@ uint64_t sb_store_revision(const sb_store *store)
     if (store == NULL)
         return 0;
     return atomic_load_explicit(&store->revision, memory_order_acquire);
+}
+
+sb_status sb_store_sync(sb_store *store, uint64_t lsn)
+{
+    if (store == NULL)
+        return SB_INVALID;
+    if (store->wal == NULL || lsn == 0)
+        return SB_OK;
+    return wal_wait(store->wal, lsn);
+}
+
+uint64_t sb_store_synced(const sb_store *store)
+{
+    if (store == NULL || store->wal == NULL)
+        return UINT64_MAX;
+    return wal_synced(store->wal);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -62,14 +62,24 @@ static int sync_file(struct wal *w)
     int err = wal_fault(w, SB_IO_SYNC);
     if (err == 0 && fdatasync(w->fd) != 0)
         err = errno;
+    if (err != 0 && !wal_failed(w))
+        sb__log(w->store, SB_LOG_ERROR,
+                "log: syncing " WAL_LOG_FMT " in %s failed: %s; writes are "
+                "refused until the store is reopened",
+                w->seq, w->dir, strerror(err));
     return err;
 }
 
 static sb_status append_failed(struct wal *w, int err)
 {
     /* Cut off whatever part of the record reached the file. */
-    if (ftruncate(w->fd, (off_t)w->offset) != 0)
+    if (ftruncate(w->fd, (off_t)w->offset) != 0) {
+        sb__log(w->store, SB_LOG_ERROR,
+                "log: cannot cut a failed write off " WAL_LOG_FMT " in %s: %s; "
+                "writes are refused until the store is reopened",
+                w->seq, w->dir, strerror(errno));
         atomic_store(&w->failed, 1);
+    }
     return err == ENOSPC || err == EDQUOT ? SB_NOSPACE : SB_IO;
 }
 
@@ -130,6 +140,7 @@ sb_status wal_wait(struct wal *w, uint64_t lsn)
             atomic_store(&w->failed, 1);
         else if (target > w->synced)
             w->synced = target;
+        atomic_store_explicit(&w->synced_pos, w->synced, memory_order_release);
         pthread_cond_broadcast(&w->synced_cv);
     }
     sb_status st = w->synced >= lsn ? SB_OK : SB_IO;
@@ -171,6 +182,7 @@ sb_status wal_rotate(struct wal *w, uint64_t *seq)
         atomic_store(&w->failed, 1);
     else
         w->synced = atomic_load(&w->written);
+    atomic_store_explicit(&w->synced_pos, w->synced, memory_order_release);
     close(w->fd);
     w->fd = fd;
     pthread_cond_broadcast(&w->synced_cv);
@@ -181,6 +193,13 @@ sb_status wal_rotate(struct wal *w, uint64_t *seq)
     w->seq = next;
     *seq = next;
     return err ? SB_IO : SB_OK;
+}
+
+uint64_t wal_synced(struct wal *w)
+{
+    if (w->mode != SB_FSYNC_ALWAYS)
+        return atomic_load_explicit(&w->written, memory_order_acquire);
+    return atomic_load_explicit(&w->synced_pos, memory_order_acquire);
 }
 
 /* SB_FSYNC_BATCH: syncs what was appended, every interval, until close. */
@@ -347,11 +366,13 @@ sb_status wal_open(struct sb_store *s, const sb_options *o, struct wal **out)
     if (w == NULL)
         return SB_NOMEM;
     w->dir_fd = w->lock_fd = w->fd = -1;
+    w->store = s;
     w->mode = o->fsync;
     w->interval_ms = o->fsync_interval_ms ? o->fsync_interval_ms : 10;
     w->io_fault = o->io_fault;
     w->io_fault_ctx = o->io_fault_ctx;
     atomic_init(&w->written, 0);
+    atomic_init(&w->synced_pos, 0);
     atomic_init(&w->failed, 0);
     if ((w->dir = strdup(o->data_dir)) == NULL || init_sync(w) != 0) {
         release(w, 0);
@@ -362,10 +383,12 @@ sb_status wal_open(struct sb_store *s, const sb_options *o, struct wal **out)
     if (st == SB_OK)
         st = load_seed(w, &s->hash_seed);
     int crashed = st == SB_OK && was_open(w);
-    if (st == SB_OK && mark_lock(w, "open") != 0)
-        st = SB_IO;
     if (st == SB_OK)
         st = wal_recover(s, w, o->repair);
+    /* Marked open only once recovery succeeded: a refused open leaves the
+     * directory as it found it. */
+    if (st == SB_OK && mark_lock(w, "open") != 0)
+        st = SB_IO;
     if (st == SB_OK && (crashed || w->dropped))
         skip_revisions(s, w);
     if (st == SB_OK && w->mode == SB_FSYNC_BATCH) {

@@ -19,6 +19,7 @@ struct record;
 struct sb_store;
 
 struct wal {
+    struct sb_store *store; /* for log messages */
     char *dir;
     int dir_fd, lock_fd, fd;
     uint64_t seq;         /* sequence number of the file written to */
@@ -39,9 +40,10 @@ struct wal {
     /* Group commit: the first writer to need a sync does it for all. */
     pthread_mutex_t sync_lock;
     pthread_cond_t synced_cv;
-    uint64_t synced;    /* durable up to here; under sync_lock */
-    int syncing;        /* a sync is running; under sync_lock */
-    _Atomic int failed; /* a sync failed: the store refuses writes */
+    uint64_t synced;             /* durable up to here; under sync_lock */
+    _Atomic uint64_t synced_pos; /* the same, for lock-free readers */
+    int syncing;                 /* a sync is running; under sync_lock */
+    _Atomic int failed;          /* a sync failed: the store refuses writes */
 
     /* SB_FSYNC_BATCH: the thread that syncs every interval. */
     pthread_t flusher;
@@ -69,6 +71,9 @@ sb_status wal_append(struct wal *w, const struct record *r, uint64_t *lsn);
 /* Waits, as the fsync mode requires, until `lsn` is durable.  Outside the
  * store's lock.  SB_OK or SB_IO. */
 sb_status wal_wait(struct wal *w, uint64_t lsn);
+
+/* Durable position, as wal_wait() counts it.  Lock-free. */
+uint64_t wal_synced(struct wal *w);
 
 /* Whether a failed sync has made the store refuse writes. */
 int wal_failed(struct wal *w);

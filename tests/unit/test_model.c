@@ -439,7 +439,9 @@ static sb_status sut_write(struct run *r, const struct op *op, sb_result *res)
 {
     sb_coll *c = r->colls[op->coll];
     const char *id = r->ids[op->id];
-    sb_write_opts o = {op->cs_len ? op->cs : NULL, op->cs_len, op->if_rev};
+    sb_write_opts o = {.change_set = op->cs_len ? op->cs : NULL,
+                       .change_set_len = op->cs_len,
+                       .if_rev = op->if_rev};
 
     switch (op->kind) {
     case K_CREATE:

@@ -123,7 +123,7 @@ static int teardown(void **state)
 
 static sb_write_opts if_rev_opts(uint64_t if_rev)
 {
-    sb_write_opts o = {NULL, 0, if_rev};
+    sb_write_opts o = {.if_rev = if_rev};
     return o;
 }
 
@@ -583,8 +583,8 @@ static void test_write_invalid_args(void **state)
 {
     struct fx *fx = *state;
     unsigned char cs[SB_CHANGE_SET_MAX + 1] = {0};
-    sb_write_opts big_cs = {cs, sizeof(cs), 0};
-    sb_write_opts null_cs = {NULL, 3, 0}; /* a length but no bytes */
+    sb_write_opts big_cs = {.change_set = cs, .change_set_len = sizeof(cs)};
+    sb_write_opts null_cs = {.change_set_len = 3}; /* a length but no bytes */
     size_t n;
     const struct bad_id *ids = bad_ids(&n);
     sb_result res;
@@ -916,7 +916,7 @@ static void test_change_set_roundtrip(void **state)
 {
     struct fx *fx = *state;
     unsigned char cs[SB_CHANGE_SET_MAX];
-    sb_write_opts o = {cs, sizeof(cs), 0};
+    sb_write_opts o = {.change_set = cs, .change_set_len = sizeof(cs)};
     struct got g;
 
     for (size_t i = 0; i < sizeof(cs); i++)
