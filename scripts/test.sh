@@ -4,8 +4,9 @@
 # ThreadSanitizer build, each running the whole ctest suite; a clang
 # ASan + UBSan build running the unit tests and the libFuzzer harness for a
 # bounded minute; the embedding example built against the installed library
-# through pkg-config; each benchmark once, briefly, so none of them rots (no
-# timing is checked); and the formatting check.
+# through pkg-config; each benchmark once, briefly, and the side-by-side
+# comparison in its smoke mode, so none of them rots (no timing is checked);
+# and the formatting check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -50,5 +51,10 @@ echo "embedding example: ok"
 
 echo "== benchmarks, smoke run"
 ./bench/run-core.sh --brief build-release/bench
+./build-release/bench/recovery_bench "$PREFIX/recovery" 20000
+
+echo "== side-by-side comparison with etcd, Redis, the prototype and nginx, smoke run"
+SNAPBACKD=build-release/server/snapbackd SNAPBACKD_OPTS="--threads 2 --in-memory" \
+  ./bench/compare --smoke
 
 echo "all tests passed"
