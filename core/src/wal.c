@@ -287,23 +287,32 @@ static sb_status load_seed(struct wal *w, uint64_t *seed)
 
 /*
  * The LOCK file also says whether the last process to hold it closed
- * cleanly: "open" while a store has the directory, "closed" after.
+ * cleanly: "open FLOOR" while a store has the directory, "closed FLOOR"
+ * after.  FLOOR is the revision numbering started from when the store
+ * opened; after a crash, numbering goes on past it too (skip_revisions()),
+ * since revisions handed out above it may have been seen and lost.
  */
-static int mark_lock(struct wal *w, const char *state)
+static int mark_lock(struct wal *w, const char *state, uint64_t floor)
 {
-    size_t len = strlen(state);
-    return pwrite(w->lock_fd, state, len, 0) == (ssize_t)len &&
+    char text[48];
+    int len = snprintf(text, sizeof(text), "%s %" PRIu64 "\n", state, floor);
+    return pwrite(w->lock_fd, text, (size_t)len, 0) == len &&
                    ftruncate(w->lock_fd, (off_t)len) == 0 &&
                    fsync(w->lock_fd) == 0
                ? 0
                : -1;
 }
 
-static int was_open(struct wal *w)
+/* Reads the LOCK file: 1 if it says "open", and *floor. */
+static int was_open(struct wal *w, uint64_t *floor)
 {
-    char state[8] = {0};
-    return pread(w->lock_fd, state, sizeof(state) - 1, 0) > 0 &&
-           strncmp(state, "open", 4) == 0;
+    char text[48] = {0}, state[8] = {0};
+    *floor = 0;
+    if (pread(w->lock_fd, text, sizeof(text) - 1, 0) <= 0)
+        return 0;
+    if (sscanf(text, "%7s %" SCNu64, state, floor) < 1)
+        return 0;
+    return strcmp(state, "open") == 0;
 }
 
 static int init_sync(struct wal *w)
@@ -348,16 +357,17 @@ static void release(struct wal *w, int sync_ready)
  * the wrong one; so the numbering jumps past any revision a lost write can
  * have had.
  */
-static void skip_revisions(struct sb_store *s, struct wal *w)
+static void skip_revisions(struct sb_store *s, struct wal *w, uint64_t floor)
 {
-    uint64_t from = atomic_load(&s->revision);
-    atomic_store(&s->revision, from + WAL_CRASH_GAP);
+    uint64_t last = atomic_load(&s->revision);
+    uint64_t from = (last > floor ? last : floor) + WAL_CRASH_GAP;
+    atomic_store(&s->revision, from);
     sb__log(s, SB_LOG_WARN,
             "recovery: %s %s was not closed cleanly; revisions go on from "
             "%" PRIu64 " instead of %" PRIu64
             " so that none a lost write had is reused",
-            w->dropped ? "records were dropped and" : "", w->dir,
-            from + WAL_CRASH_GAP + 1, from + 1);
+            w->dropped ? "records were dropped and" : "", w->dir, from + 1,
+            last + 1);
 }
 
 sb_status wal_open(struct sb_store *s, const sb_options *o, struct wal **out)
@@ -382,15 +392,19 @@ sb_status wal_open(struct sb_store *s, const sb_options *o, struct wal **out)
     sb_status st = open_dir(w, o->data_dir);
     if (st == SB_OK)
         st = load_seed(w, &s->hash_seed);
-    int crashed = st == SB_OK && was_open(w);
+    uint64_t floor = 0;
+    int crashed = st == SB_OK && was_open(w, &floor);
     if (st == SB_OK)
         st = wal_recover(s, w, o->repair);
+    if (st == SB_OK && (crashed || w->dropped))
+        skip_revisions(s, w, floor);
+    else if (st == SB_OK && floor > atomic_load(&s->revision))
+        atomic_store(&s->revision, floor); /* never below where it was */
     /* Marked open only once recovery succeeded: a refused open leaves the
      * directory as it found it. */
-    if (st == SB_OK && mark_lock(w, "open") != 0)
+    w->floor = atomic_load(&s->revision);
+    if (st == SB_OK && mark_lock(w, "open", w->floor) != 0)
         st = SB_IO;
-    if (st == SB_OK && (crashed || w->dropped))
-        skip_revisions(s, w);
     if (st == SB_OK && w->mode == SB_FSYNC_BATCH) {
         if (pthread_create(&w->flusher, NULL, flusher_main, w) != 0)
             st = SB_NOMEM;
@@ -419,6 +433,6 @@ void wal_close(struct wal *w)
     /* Whatever the mode, a clean close leaves the log on disk. */
     if (!wal_failed(w) &&
         (atomic_load(&w->written) <= w->synced || sync_file(w) == 0))
-        mark_lock(w, "closed");
+        mark_lock(w, "closed", w->floor);
     release(w, 1);
 }

@@ -27,6 +27,7 @@ struct wal {
     uint64_t older_bytes; /* older log files and the snapshot; same lock */
     uint64_t first_seq;   /* no log file or snapshot is older */
     int dropped;          /* recovery cut records off the log */
+    uint64_t floor;       /* revision the store opened with (LOCK file) */
     unsigned char *buf;   /* encoding buffer; under the store's write lock */
     size_t buf_cap;
 

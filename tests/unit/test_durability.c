@@ -31,9 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "snapback.h"
+#include "read_section.h"
 
 /* The first log file; see docs/durability.md, "On disk". */
 #define LOG_FILE "wal-0000000000000001.log"
@@ -69,22 +71,6 @@ struct fx {
     struct logbook book;
     struct faults faults;
 };
-
-/* Read sections are counted so that teardown can end one a failed
- * assertion left open: closing the store inside one would never return. */
-static int read_depth;
-
-static void read_begin(void)
-{
-    sb_read_lock();
-    read_depth++;
-}
-
-static void read_end(void)
-{
-    read_depth--;
-    sb_read_unlock();
-}
 
 static void on_log(void *ctx, sb_log_level level, const char *msg)
 {
@@ -237,6 +223,19 @@ static void write_whole(const char *path, const unsigned char *buf, size_t len)
     assert_non_null(f);
     assert_int_equal(fwrite(buf, 1, len, f), len);
     assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * Puts `buf` back as the directory's only log, forgetting what the LOCK
+ * file remembers of earlier opens (the revision floor), so that each case
+ * starts from the directory the log alone describes.
+ */
+static void restore_log(struct fx *fx, const unsigned char *buf, size_t len)
+{
+    char lock[PATH_MAX + 8];
+    snprintf(lock, sizeof(lock), "%s/LOCK", fx->dir);
+    unlink(lock);
+    write_whole(fx->log, buf, len);
 }
 
 static int dir_entries(const char *dir)
@@ -725,7 +724,7 @@ static void test_torn_tail_every_length(void **state)
 
     six_make(fx, &six);
     for (size_t len = (size_t)six.end[SIX - 1]; len < six.len; len++) {
-        write_whole(fx->log, six.log, len);
+        restore_log(fx, six.log, len);
         open_torn(fx, &six, len > (size_t)six.end[SIX - 1]);
     }
     six_free(&six);
@@ -739,7 +738,7 @@ static void test_damaged_tail_every_byte(void **state)
     six_make(fx, &six);
     for (size_t at = (size_t)six.end[SIX - 1]; at < six.len; at++) {
         six.log[at] ^= 0x01;
-        write_whole(fx->log, six.log, six.len);
+        restore_log(fx, six.log, six.len);
         six.log[at] ^= 0x01;
         open_torn(fx, &six, 1);
     }
@@ -769,7 +768,7 @@ static void check_middle(struct fx *fx, struct six *six, int k, size_t at)
     size_t len;
 
     six->log[at] ^= 0x01;
-    write_whole(fx->log, six->log, six->len);
+    restore_log(fx, six->log, six->len);
 
     fx->opts.repair = 0;
     open_fails(fx, SB_CORRUPT);
@@ -838,7 +837,7 @@ static void test_torn_tail_payload_holds_a_record(void **state)
 
     /* A crash cut off its last byte: the copy inside is whole. */
     unsigned char *log = read_whole(fx->log, &len);
-    write_whole(fx->log, log, len - 1);
+    restore_log(fx, log, len - 1);
     open_ok(fx);
     assert_int_equal(sb_store_revision(fx->store), 1 + CRASH_GAP);
     assert_int_equal(file_size(fx->log), first_len);
@@ -1209,7 +1208,289 @@ static void test_in_memory_writes_no_files(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-int main(void)
+/* ------------------------------------------------------------------ */
+/* Compaction and retention                                           */
+/* ------------------------------------------------------------------ */
+
+/* Renders every mixed document with everything retained up to `rev`. */
+static char *render_all(sb_store *s, uint64_t rev)
+{
+    return render(s, mixed_docs, MIXED_DOCS, rev, 1);
+}
+
+/* Counts the directory's files whose names start with `prefix`. */
+static int count_files(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+/* A compacted store reopens to exactly what it held, from a snapshot and
+ * a fresh log; the log files the snapshot replaces are gone. */
+static void test_compaction_round_trip(void **state)
+{
+    struct fx *fx = *state;
+    struct tally t;
+
+    fx->opts.history = 4;
+    open_ok(fx);
+    run_mixed(fx->store, 11, 200, &t);
+    uint64_t rev = sb_store_revision(fx->store);
+    char *before = render_all(fx->store, rev);
+
+    assert_int_equal(sb_store_compact(fx->store), SB_OK);
+    run_mixed(fx->store, 12, 30, &t); /* after it, into the new log */
+    assert_int_equal(sb_store_compact(fx->store), SB_OK);
+    sb_stats st;
+    assert_int_equal(sb_store_stats(fx->store, &st), SB_OK);
+    assert_int_equal(st.compactions, 2);
+    uint64_t rev2 = sb_store_revision(fx->store);
+    char *before2 = render_all(fx->store, rev2);
+    close_store(fx);
+    assert_int_equal(count_files(fx->dir, "snap-"), 1);
+    assert_int_equal(count_files(fx->dir, "wal-"), 1);
+
+    open_ok(fx);
+    assert_int_equal(fx->book.count[SB_LOG_WARN], 0);
+    assert_int_equal(sb_store_revision(fx->store), rev2);
+    char *after = render_all(fx->store, rev);
+    char *after2 = render_all(fx->store, rev2);
+    assert_same(before2, after2);
+    test_free(before);
+    test_free(before2);
+    test_free(after);
+    test_free(after2);
+    close_store(fx);
+}
+
+struct load {
+    sb_store *store;
+    int id;
+    atomic_int *stop;
+    int writes;
+};
+
+static void *load_main(void *arg)
+{
+    struct load *l = arg;
+    char id[32], payload[64];
+
+    sb_thread_register();
+    sb_coll *c = NULL;
+    sb_collection_open(l->store, "load", 4, &c);
+    for (int i = 0; !atomic_load(l->stop) || i < 200; i++) {
+        int n = snprintf(id, sizeof(id), "t%d-%d", l->id, i % 37);
+        int m =
+            snprintf(payload, sizeof(payload), "{\"t\":%d,\"i\":%d}", l->id, i);
+        if (sb_put(c, id, (size_t)n, payload, (size_t)m, NULL, NULL) == SB_OK)
+            l->writes++;
+    }
+    sb_thread_unregister();
+    return NULL;
+}
+
+/* Writers go on while compactions run; every write is in the reopened
+ * store, exactly as it was before the close. */
+static void test_compaction_under_load(void **state)
+{
+    struct fx *fx = *state;
+    atomic_int stop = 0;
+    struct load loads[2] = {{.id = 0, .stop = &stop}, {.id = 1, .stop = &stop}};
+    pthread_t threads[2];
+    struct docref refs[2 * 37];
+    char names[2 * 37][16];
+
+    fx->opts.history = 4;
+    fx->opts.fsync = SB_FSYNC_NEVER;
+    open_ok(fx);
+    for (int i = 0; i < 2; i++) {
+        loads[i].store = fx->store;
+        assert_int_equal(
+            pthread_create(&threads[i], NULL, load_main, &loads[i]), 0);
+    }
+    for (int k = 0; k < 5; k++)
+        assert_int_equal(sb_store_compact(fx->store), SB_OK);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+
+    for (int i = 0; i < 2 * 37; i++) {
+        snprintf(names[i], sizeof(names[i]), "t%d-%d", i / 37, i % 37);
+        refs[i].coll = "load";
+        refs[i].id = names[i];
+    }
+    uint64_t rev = sb_store_revision(fx->store);
+    assert_int_equal(rev, (uint64_t)(loads[0].writes + loads[1].writes));
+    char *before = render(fx->store, refs, 2 * 37, rev, 0);
+    close_store(fx);
+    open_ok(fx);
+    char *after = render(fx->store, refs, 2 * 37, rev, 0);
+    assert_same(before, after);
+    test_free(before);
+    test_free(after);
+    close_store(fx);
+}
+
+/* The compaction step at which the child process below dies. */
+static const sb_io_op crash_steps[] = {
+    SB_IO_COMPACT_ROTATE, SB_IO_COMPACT_WRITE, SB_IO_COMPACT_SYNC,
+    SB_IO_COMPACT_INSTALL, SB_IO_COMPACT_REMOVE};
+
+static int on_io_crash(void *ctx, sb_io_op op)
+{
+    if (op == *(const sb_io_op *)ctx)
+        _exit(0); /* as if the machine stopped here */
+    return 0;
+}
+
+/* Child mode of this program: opens DIR and dies in a compaction at STEP. */
+static int crash_child(const char *dir, int step)
+{
+    sb_options o;
+    sb_store *s;
+    sb_io_op op = crash_steps[step];
+
+    sb_options_init(&o);
+    o.data_dir = dir;
+    o.history = 4;
+    o.io_fault = on_io_crash;
+    o.io_fault_ctx = &op;
+    sb_thread_register();
+    if (sb_store_open(&o, &s) != SB_OK)
+        return 3;
+    sb_store_compact(s);
+    return 4; /* the step never came */
+}
+
+static const char *self_path;
+
+/* A crash at each step of a compaction leaves a directory that recovers to
+ * what the store held, and that compacts and takes writes again. */
+static void test_compaction_crash_at_each_step(void **state)
+{
+    struct fx *fx = *state;
+    struct tally t;
+
+    fx->opts.history = 4;
+    open_ok(fx);
+    run_mixed(fx->store, 21, 150, &t);
+    uint64_t rev = sb_store_revision(fx->store), top = rev;
+    char *want = render_all(fx->store, rev);
+    close_store(fx);
+
+    for (int step = 0;
+         step < (int)(sizeof(crash_steps) / sizeof(crash_steps[0])); step++) {
+        char cmd[PATH_MAX * 2 + 64];
+        snprintf(cmd, sizeof(cmd), "'%s' --crash-compact '%s' %d", self_path,
+                 fx->dir, step);
+        int rc = system(cmd);
+        assert_true(WIFEXITED(rc));
+        assert_int_equal(WEXITSTATUS(rc), 0); /* died at the step */
+
+        /* The child died with the directory open: the revisions jump. */
+        open_ok(fx);
+        assert_int_equal(fx->book.count[SB_LOG_ERROR], 0);
+        assert_int_equal(sb_store_revision(fx->store), top + CRASH_GAP);
+        char *got = render_all(fx->store, rev);
+        assert_same(want, got);
+        test_free(got);
+        assert_int_equal(count_files(fx->dir, "snap-") <= 1, 1);
+        top = sb_store_revision(fx->store);
+        close_store(fx);
+    }
+
+    /* And the directory is sound: it compacts and takes writes. */
+    open_ok(fx);
+    assert_int_equal(sb_store_compact(fx->store), SB_OK);
+    put_ok(fx->store, "users", "after", "{}");
+    close_store(fx);
+    test_free(want);
+}
+
+/* The clock the retention test moves by hand, in ns. */
+static int64_t fake_now;
+
+static int64_t on_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now;
+}
+
+/* Versions older than the retention period, the current one excepted, are
+ * neither listed nor read as of nor rolled back to, in memory and after a
+ * compaction and a reopen. */
+static void test_retention_by_age(void **state)
+{
+    struct fx *fx = *state;
+    const int64_t minute = 60LL * 1000000000;
+    sb_result res;
+    sb_view v[8];
+    size_t n;
+
+    fake_now = 1000 * minute;
+    fx->opts.retain_ns = 10 * minute;
+    fx->opts.clock = on_clock;
+    open_ok(fx);
+    uint64_t r1 = put_ok(fx->store, "users", "a", "{\"v\":1}"); /* t = 1000 */
+    fake_now += 5 * minute;
+    uint64_t r2 = put_ok(fx->store, "users", "a", "{\"v\":2}"); /* t = 1005 */
+    fake_now += 5 * minute;
+    put_ok(fx->store, "users", "a", "{\"v\":3}"); /* t = 1010 */
+    put_ok(fx->store, "users", "old", "{}");      /* only version, t = 1010 */
+
+    /* t = 1012: v1 is 12 minutes old, past the 10 kept. */
+    fake_now += 2 * minute;
+    sb_coll *c = coll_of(fx->store, "users");
+    read_begin();
+    assert_int_equal(sb_history(c, "a", 1, v, 8, &n), SB_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(sb_get_as_of(c, "a", 1, r1, v), SB_HISTORY_EXHAUSTED);
+    assert_int_equal(sb_get_as_of(c, "a", 1, r2, v), SB_OK);
+    assert_int_equal(sb_version_get(c, "a", 1, r1, v), SB_NOT_FOUND);
+    read_end();
+    assert_int_equal(sb_rollback_steps(c, "a", 1, 2, NULL, &res),
+                     SB_HISTORY_EXHAUSTED);
+    assert_int_equal(res.available, 1);
+
+    /* t = 1030: everything is old, but a document's current version stays. */
+    fake_now += 18 * minute;
+    read_begin();
+    assert_int_equal(sb_get(c, "old", 3, v), SB_OK);
+    assert_int_equal(sb_history(c, "a", 1, v, 8, &n), SB_OK);
+    assert_int_equal(n, 1);
+    read_end();
+    assert_int_equal(sb_rollback_steps(c, "a", 1, 1, NULL, &res),
+                     SB_HISTORY_EXHAUSTED);
+    assert_int_equal(res.available, 0);
+
+    /* Compaction leaves the dropped versions out; the reopened store is the
+     * same. */
+    assert_int_equal(sb_store_compact(fx->store), SB_OK);
+    char *before =
+        render(fx->store, mixed_docs, 3, sb_store_revision(fx->store), 0);
+    close_store(fx);
+    open_ok(fx);
+    char *after =
+        render(fx->store, mixed_docs, 3, sb_store_revision(fx->store), 0);
+    assert_same(before, after);
+    c = coll_of(fx->store, "users");
+    read_begin();
+    assert_int_equal(sb_history(c, "a", 1, v, 8, &n), SB_OK);
+    assert_int_equal(n, 1);
+    assert_memory_equal(v[0].payload, "{\"v\":3}", 7);
+    read_end();
+    test_free(before);
+    test_free(after);
+    close_store(fx);
+}
+
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         T(test_round_trip_always),
@@ -1228,9 +1509,16 @@ int main(void)
         T(test_group_commit),
         T(test_invalid_options),
         T(test_in_memory_writes_no_files),
+        T(test_compaction_round_trip),
+        T(test_compaction_under_load),
+        T(test_compaction_crash_at_each_step),
+        T(test_retention_by_age),
     };
     int failed;
 
+    if (argc == 4 && strcmp(argv[1], "--crash-compact") == 0)
+        return crash_child(argv[2], atoi(argv[3]));
+    self_path = argv[0];
     if (sb_thread_register() != SB_OK)
         return 1;
     failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "snapback.h"
+#include "read_section.h"
 
 #define NCOLL       3
 #define NIDS        20
@@ -387,22 +388,6 @@ struct run {
 };
 
 static char where[192]; /* the operation being checked, for messages */
-
-/* Read sections are counted so that teardown can end one a failed check
- * left open: closing the store inside a read section would wait forever. */
-static int read_depth;
-
-static void read_begin(void)
-{
-    sb_read_lock();
-    read_depth++;
-}
-
-static void read_end(void)
-{
-    read_depth--;
-    sb_read_unlock();
-}
 
 static void check_eq(uint64_t got, uint64_t want, const char *what)
 {

@@ -21,26 +21,11 @@
 #include <string.h>
 
 #include "snapback.h"
+#include "read_section.h"
 
 /* ------------------------------------------------------------------ */
 /* Fixture: one store and one collection per test                     */
 /* ------------------------------------------------------------------ */
-
-/* Read sections are counted so that teardown can end one a failed
- * assertion left open: closing the store inside one would never return. */
-static int read_depth;
-
-static void read_begin(void)
-{
-    sb_read_lock();
-    read_depth++;
-}
-
-static void read_end(void)
-{
-    read_depth--;
-    sb_read_unlock();
-}
 
 struct fx {
     sb_store *store;
