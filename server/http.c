@@ -346,7 +346,7 @@ static void release_parked(struct worker *w)
             api_error(&err, 503, "storage_error",
                       "The server could not sync its log; the write is not durable. Reads "
                       "still work; writes resume after the operator restarts the server.");
-            p->req->res.headers = (h2o_headers_t){NULL};
+            memset(&p->req->res.headers, 0, sizeof(p->req->res.headers));
             body = set_response(p->req, &err);
             api_resp_free(&err);
         }
