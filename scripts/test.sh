@@ -54,7 +54,7 @@ echo "== benchmarks, smoke run"
 ./build-release/bench/recovery_bench "$PREFIX/recovery" 20000
 
 echo "== side-by-side comparison with etcd, Redis, the prototype and nginx, smoke run"
-SNAPBACKD=build-release/server/snapbackd SNAPBACKD_OPTS="--threads 2 --in-memory" \
+SNAPBACKD="$ROOT/build-release/server/snapbackd" SNAPBACKD_OPTS="--threads 2 --in-memory" \
   ./bench/compare --smoke
 
 echo "all tests passed"
