@@ -307,15 +307,19 @@ static int parse_duration(const char *s, int64_t *ns)
 /* Reads a byte count with an optional K, M or G suffix, up to 1 TiB. */
 static int parse_bytes(const char *s, uint64_t *out)
 {
+    static const char suffixes[] = "KMG";
+    const uint64_t most = (uint64_t)1 << 40;
     size_t len = strlen(s);
     uint64_t v, scale = 1;
-    const char *suffix = len > 1 ? strchr("KMG", s[len - 1]) : NULL;
+    const char *suffix = len > 1 ? strchr(suffixes, s[len - 1]) : NULL;
 
     if (suffix != NULL && *suffix != '\0') {
-        scale = (uint64_t)1 << (10 * (1 + (suffix - "KMG")));
+        scale = (uint64_t)1 << (10 * (1 + (suffix - suffixes)));
         len--;
     }
-    if (parse_uint(s, len, (uint64_t)1 << 40, &v) != 0 || v * scale > (uint64_t)1 << 40)
+    /* Bounding the number by most / scale keeps the product from
+     * overflowing. */
+    if (parse_uint(s, len, most / scale, &v) != 0)
         return -1;
     *out = v * scale;
     return 0;
