@@ -269,18 +269,24 @@ static int is_head(h2o_req_t *req)
     return h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
 }
 
+static void on_body_dispose(void *arg)
+{
+    free(*(char **)arg);
+}
+
 /*
- * Sets status, reason, headers and length of req->res from `out`, copying
- * into the request's pool all that h2o reads after api_resp_free().  Returns
- * the body, also copied.  The length is always set: h2o 2.2.5 closes the
- * connection after a response without one.
+ * Sets status, reason, headers and length of req->res from `out`.  Returns
+ * the body, whose buffer the request's pool now owns (freed with it, so a
+ * parked answer keeps it): `out` loses it, saving a copy of up to
+ * --max-body bytes.  Header values are copied into the pool.  The length is
+ * always set: h2o 2.2.5 closes the connection after a response without one.
  */
-static h2o_iovec_t set_response(h2o_req_t *req, const struct api_resp *out)
+static h2o_iovec_t set_response(h2o_req_t *req, struct api_resp *out)
 {
     h2o_iovec_t body = h2o_iovec_init(NULL, 0);
 
     req->res.status = out->status;
-    req->res.reason = h2o_strdup(&req->pool, out->reason ? out->reason : "", SIZE_MAX).base;
+    req->res.reason = out->reason ? out->reason : ""; /* static strings */
     for (size_t i = 0; i < out->nheaders; i++) {
         const struct api_header *h = &out->headers[i];
         h2o_iovec_t v = h2o_strdup(&req->pool, h->value, SIZE_MAX);
@@ -290,7 +296,10 @@ static h2o_iovec_t set_response(h2o_req_t *req, const struct api_resp *out)
     if (out->body_len > 0) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, "Content-Type",
                        H2O_STRLIT("application/json"));
-        body = h2o_strdup(&req->pool, out->body, out->body_len);
+        char **owner = h2o_mem_alloc_shared(&req->pool, sizeof(*owner), on_body_dispose);
+        *owner = out->body;
+        body = h2o_iovec_init(out->body, out->body_len);
+        out->body = NULL;
     }
     req->res.content_length = out->body_len;
     return body;
