@@ -54,11 +54,17 @@ struct api_req {
     size_t if_match_len;
     const char *if_none_match; /* NULL when absent */
     size_t if_none_match_len;
+    const char *change_set; /* X-Change-Set, NULL when absent */
+    size_t change_set_len;
+    const char *actor; /* X-Actor, NULL when absent */
+    size_t actor_len;
+    const char *idempotency_key; /* Idempotency-Key, NULL when absent */
+    size_t idempotency_key_len;
     const char *body; /* NULL when the request had no body at all */
     size_t body_len;
 };
 
-#define API_MAX_HEADERS 4
+#define API_MAX_HEADERS 8
 
 struct api_header {
     const char *name; /* static string */

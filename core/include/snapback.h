@@ -50,6 +50,7 @@ extern "C" {
 #define SB_COLLECTION_MAX  64  /* name: 1..64 bytes of [A-Za-z0-9_.-] */
 #define SB_ID_MAX          512 /* id: 1..512 bytes, any byte but NUL and '/' */
 #define SB_CHANGE_SET_MAX  128 /* change-set id: 0..128 bytes, opaque */
+#define SB_ACTOR_MAX       128 /* actor of a change set: 0..128 bytes */
 #define SB_PAYLOAD_MAX     0xffffffffu
 #define SB_HISTORY_DEFAULT 32
 #define SB_HISTORY_MAX     65535
@@ -197,6 +198,14 @@ typedef struct sb_options {
     int64_t (*clock)(void *ctx);
     void *clock_ctx;
 
+    /* Change sets remembered (sb_changeset_get() and friends), the least
+     * recently written dropped first; default 100000, 0 keeps none (and
+     * writes then pin nothing).  With retain_ns, a change set is also
+     * released once its last write is older than that: its pinned
+     * versions go, its record of what it wrote stays until the count
+     * drops it. */
+    size_t max_change_sets;
+
     /* Tests only: called before each file operation listed in sb_io_op; a
      * non-zero return is taken as that errno, as if the operation had
      * failed. */
@@ -205,7 +214,8 @@ typedef struct sb_options {
 } sb_options;
 
 /* Fills `opts` with the defaults: history SB_HISTORY_DEFAULT, no log, in
- * memory only (data_dir NULL), SB_FSYNC_ALWAYS, a 10 ms batch interval. */
+ * memory only (data_dir NULL), SB_FSYNC_ALWAYS, a 10 ms batch interval,
+ * 100000 change sets. */
 SB_API void sb_options_init(sb_options *opts);
 
 /*
@@ -417,9 +427,14 @@ SB_API sb_status sb_scan(sb_coll *coll, const void *after, size_t after_len,
 
 /* Options of a write; a NULL pointer means all fields zero. */
 typedef struct sb_write_opts {
-    /* Change set to record with the version: 0..128 opaque bytes. */
+    /* Change set to record with the version: 0..128 opaque bytes.  A
+     * non-empty one is indexed (see "Change sets" below). */
     const void *change_set;
     size_t change_set_len;
+    /* Who made the change set: 0..128 opaque bytes, recorded with the
+     * change set by its first write that names one. */
+    const void *actor;
+    size_t actor_len;
     /* Compare-and-set: when non-zero, the write happens only if the
      * document's current version has this revision (and, for the document
      * to count as current, it must exist); otherwise SB_CONFLICT. */
@@ -507,6 +522,236 @@ SB_API sb_status sb_rollback_steps(sb_coll *coll, const void *id, size_t id_len,
 SB_API sb_status sb_rollback_to(sb_coll *coll, const void *id, size_t id_len,
                                 uint64_t rev, const sb_write_opts *opts,
                                 sb_result *res);
+
+/* ---------------------------------------------------------------------- */
+/* Batches                                                                */
+/* ---------------------------------------------------------------------- */
+
+typedef enum sb_batch_kind {
+    SB_BATCH_CREATE = 1,
+    SB_BATCH_PUT,
+    SB_BATCH_DELETE,
+    SB_BATCH_ROLLBACK_STEPS,
+    SB_BATCH_ROLLBACK_TO
+} sb_batch_kind;
+
+/* One operation of a batch: the arguments of the single-document call of
+ * the same name, and (filled by sb_batch()) its outcome. */
+typedef struct sb_batch_op {
+    sb_batch_kind kind;
+    sb_coll *coll;
+    const void *id;
+    size_t id_len;
+    const void *payload; /* create, put */
+    size_t len;
+    uint64_t if_rev;     /* as sb_write_opts.if_rev, per operation */
+    unsigned steps;      /* SB_BATCH_ROLLBACK_STEPS */
+    uint64_t rev;        /* SB_BATCH_ROLLBACK_TO */
+    sb_status status;    /* out: SB_OK, or why this operation failed */
+    sb_result result;    /* out, when the batch was applied */
+} sb_batch_op;
+
+/*
+ * Applies `n` operations (1 or more; all collections must belong to
+ * `store`) all or nothing, in order, each seeing the ones before it: a
+ * batch may create a document and then update it.  Each operation gets
+ * its own revision, consecutive; readers see none of them until all are
+ * committed, then all at once, and a crash never leaves part of a batch in
+ * the log.  opts->if_rev must be 0 (give each operation its own); the
+ * change set, actor and nowait apply to all.
+ *
+ * Returns SB_OK with every ops[i].status SB_OK and ops[i].result filled
+ * (result.lsn is the batch's); otherwise nothing changed, *failed (if
+ * not NULL) is the index of the first operation that failed, and
+ * ops[*failed].status and the return value say why (statuses as the
+ * single calls; for SB_HISTORY_EXHAUSTED result.available is filled).
+ * Argument errors (SB_INVALID: NULL ops, n = 0, a NULL collection, an
+ * unknown kind) are found before anything is tried.
+ */
+SB_API sb_status sb_batch(sb_store *store, sb_batch_op *ops, size_t n,
+                          const sb_write_opts *opts, size_t *failed);
+
+/* ---------------------------------------------------------------------- */
+/* Change sets                                                            */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Every write that names a change set (sb_write_opts.change_set) is
+ * indexed under it: which documents it wrote, with which revisions, by
+ * which actor, when.  The state of each document just before the change
+ * set first wrote it is pinned: kept, even after the ring drops it, for
+ * as long as the change set is retained (see sb_options.max_change_sets),
+ * so that the whole change set can be undone at once with
+ * sb_changeset_rollback().  The index and the pinned versions survive a
+ * restart and compaction.
+ *
+ * The calls below take the store's write lock for as long as they run
+ * (readers of documents go on; writers wait), and call back with it held:
+ * a callback must not call into the store.  What they pass to a callback
+ * is valid until the callback returns.  Registered thread, outside read
+ * sections.
+ */
+
+typedef struct sb_cs_info {
+    const char *id; /* the change set's id */
+    size_t id_len;
+    const char *actor; /* NULL when no write named one */
+    size_t actor_len;
+    int64_t first_ns, last_ns; /* commit times of its first and last write */
+    uint64_t first_rev, last_rev;
+    uint64_t writes; /* versions it wrote */
+    size_t docs;     /* documents it wrote */
+    int pinned;      /* 1: still retained, its documents restorable */
+} sb_cs_info;
+
+/* One document a change set wrote. */
+typedef struct sb_cs_doc {
+    sb_coll *coll;
+    const char *id;
+    size_t id_len;
+    const uint64_t *revs; /* revisions it wrote, ascending */
+    size_t nrevs;
+    /* The state just before its first write: the revision of that
+     * version, or 0 when the document did not exist (never written). */
+    uint64_t before_rev;
+    int restorable; /* 0: that state is no longer retained */
+} sb_cs_doc;
+
+/*
+ * Calls info(ctx, cs) once, then doc(ctx, d) for each document the change
+ * set `id` wrote, in the order of its first write to them, until a
+ * callback returns non-zero.  `doc` may be NULL.  Returns SB_OK,
+ * SB_NOT_FOUND (no such change set retained), SB_INVALID.
+ */
+SB_API sb_status sb_changeset_get(sb_store *store, const void *id, size_t len,
+                                  int (*info)(void *ctx, const sb_cs_info *cs),
+                                  int (*doc)(void *ctx, const sb_cs_doc *d),
+                                  void *ctx);
+
+/* Which change sets sb_changeset_list() visits; zero fields filter
+ * nothing. */
+typedef struct sb_cs_filter {
+    int64_t since_ns;   /* last write at or after this time */
+    const void *actor;  /* exactly this actor */
+    size_t actor_len;
+    uint64_t before;    /* last write below this revision: the cursor of
+                           the next page is the last_rev of the last one */
+} sb_cs_filter;
+
+/*
+ * Calls fn for each retained change set that passes `filter` (may be
+ * NULL), most recently written first, until fn returns non-zero.
+ * Returns SB_OK or SB_INVALID.
+ */
+SB_API sb_status sb_changeset_list(sb_store *store, const sb_cs_filter *filter,
+                                   int (*fn)(void *ctx, const sb_cs_info *cs),
+                                   void *ctx);
+
+/* How sb_changeset_rollback() treats one document. */
+typedef enum sb_cs_state {
+    SB_CS_CLEAN = 0, /* restorable, nobody else wrote it since */
+    SB_CS_CONFLICT,  /* another change set wrote it after this one did */
+    SB_CS_LOST,      /* the state to restore is no longer retained */
+    SB_CS_UNCHANGED  /* already in that state (absent, as before) */
+} sb_cs_state;
+
+/* A version written after the change set's first write by another one. */
+typedef struct sb_cs_later {
+    uint64_t rev;
+    sb_op op;
+    const char *change_set; /* NULL: the write named none */
+    size_t change_set_len;
+    const char *actor; /* NULL when unknown */
+    size_t actor_len;
+} sb_cs_later;
+
+/* The plan (and, once applied, the outcome) for one document. */
+typedef struct sb_cs_plan {
+    sb_coll *coll;
+    const char *id;
+    size_t id_len;
+    sb_cs_state state;
+    uint64_t from_rev; /* the current version's revision */
+    int from_absent;   /* the document is absent (deleted) now */
+    /* The state to restore: the version with revision to_rev, or absence
+     * when to_absent (to_rev 0: the document did not exist). */
+    uint64_t to_rev;
+    int to_absent;
+    const void *to_payload;
+    size_t to_len;
+    /* SB_CS_CONFLICT: the later versions by other change sets, newest
+     * first, as far as they are retained; `later_more` is 1 when older
+     * ones exist that are no longer retained. */
+    const sb_cs_later *later;
+    size_t nlater;
+    int later_more;
+    /* Once applied: the revision of the version that restored it (0 when
+     * nothing was written for it). */
+    uint64_t rev;
+} sb_cs_plan;
+
+#define SB_CS_DRY_RUN 0x1 /* plan only: change nothing */
+#define SB_CS_FORCE   0x2 /* overwrite conflicts, skip lost documents */
+
+/* What a change-set rollback did or would do. */
+typedef struct sb_cs_outcome {
+    size_t docs;      /* documents the change set wrote */
+    size_t clean, conflicts, lost, unchanged;
+    size_t restored;  /* documents written by this call (0 if not applied) */
+    uint64_t first_rev, last_rev; /* of the versions it wrote */
+    uint64_t lsn;     /* as sb_result.lsn */
+} sb_cs_outcome;
+
+/*
+ * Undoes change set `id`: every document it wrote goes back to its state
+ * just before the change set first wrote it (absent if the change set
+ * created it), as rollback versions recorded under opts->change_set (and
+ * opts->actor), which must be non-empty and differ from `id`, so the undo
+ * can itself be undone the same way.  All are applied at once, as a batch.
+ *
+ * fn (may be NULL) is called for every document, in the order of the
+ * change set's first writes, with the plan, after it is applied when it
+ * is.  A document another change set wrote afterwards is a conflict; one
+ * whose earlier state is no longer retained is lost.  Without
+ * SB_CS_FORCE, any conflict or lost document makes the call change
+ * nothing and return SB_CONFLICT (conflicts) or SB_HISTORY_EXHAUSTED
+ * (lost documents only); with it, conflicting documents are overwritten
+ * and lost ones skipped.  SB_CS_DRY_RUN computes and reports the same
+ * plan and changes nothing (returning what the real call would).
+ *
+ * Returns SB_OK, SB_CONFLICT, SB_HISTORY_EXHAUSTED, SB_NOT_FOUND (no such
+ * change set retained), SB_INVALID (bad arguments, opts->change_set empty
+ * or equal to `id`), SB_NOMEM, or a log failure as the single writes.
+ * *out (may be NULL) is filled in every case but SB_INVALID and
+ * SB_NOT_FOUND.
+ */
+SB_API sb_status sb_changeset_rollback(sb_store *store, const void *id,
+                                       size_t len, unsigned flags,
+                                       const sb_write_opts *opts,
+                                       int (*fn)(void *ctx,
+                                                 const sb_cs_plan *plan),
+                                       void *ctx, sb_cs_outcome *out);
+
+/* ---------------------------------------------------------------------- */
+/* Snapshot reads                                                         */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * sb_scan() at a fixed revision: visits the documents of `coll` that
+ * existed at store revision `rev` (1..sb_store_revision(); a reader that
+ * wants "now" loads sb_store_revision() once and passes it), each in its
+ * state at `rev`, in the same order and with the same `after` cursor as
+ * sb_scan().  Every page of a paged scan at one revision shows one
+ * consistent state of the collection: a batch or change-set rollback is
+ * seen whole or not at all.  Inside a read section.
+ *
+ * Returns SB_OK; SB_HISTORY_EXHAUSTED if the state at `rev` of a document
+ * it reached is no longer retained (then fn may have been called for the
+ * documents before it); SB_FUTURE, SB_NOT_FOUND (bad `after`), SB_INVALID
+ * (rev 0, NULL arguments).
+ */
+SB_API sb_status sb_scan_at(sb_coll *coll, uint64_t rev, const void *after,
+                            size_t after_len, sb_scan_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }
