@@ -65,7 +65,7 @@ struct changeset {
     size_t nslots;
     int pinned; /* new entries pin; 0 once the pins were let go */
     uint8_t id_len, actor_len;
-    char actor[SB_ACTOR_MAX];
+    char *actor; /* allocated once a write names one */
     char id[];
 };
 
@@ -199,8 +199,19 @@ static void release_pins(struct sb_store *s, struct changeset *cs)
     cs->pinned = 0;
 }
 
+/* Records who made the change set; an actor that finds no memory is
+ * left unknown, which loses nothing the change set needs to be undone. */
+static void set_actor(struct changeset *cs, const char *actor, size_t len)
+{
+    if (len == 0 || (cs->actor = malloc(len)) == NULL)
+        return;
+    memcpy(cs->actor, actor, len);
+    cs->actor_len = (uint8_t)len;
+}
+
 static void cs_destroy(struct changeset *cs)
 {
+    free(cs->actor);
     for (size_t i = 0; i < cs->n; i++)
         if (cs->entries[i].cap > 1)
             free(cs->entries[i].w.many);
@@ -390,10 +401,8 @@ void sb__cs_note(struct sb_store *s, struct sb_coll *c, struct doc *d,
     }
     if (entry_push(e, v->rev, prev ? prev->rev : 0) != 0)
         goto nomem;
-    if (cs->actor_len == 0 && actor_len > 0) {
-        memcpy(cs->actor, actor, actor_len);
-        cs->actor_len = (uint8_t)actor_len;
-    }
+    if (cs->actor_len == 0 && actor_len > 0)
+        set_actor(cs, actor, actor_len);
     if (cs->writes++ == 0) {
         cs->first_ns = v->time_ns;
         cs->first_rev = v->rev;
@@ -1041,8 +1050,7 @@ static sb_status replay_changeset(struct sb_store *s, const struct record *r)
     uint64_t n = in_u64(&in);
     cs->last_ns = r->time_ns;
     cs->last_rev = r->rev;
-    memcpy(cs->actor, r->actor, r->actor_len);
-    cs->actor_len = (uint8_t)r->actor_len;
+    set_actor(cs, r->actor, r->actor_len);
     sb_status st = in.bad ? SB_CORRUPT : SB_OK;
     for (uint64_t i = 0; st == SB_OK && i < n; i++)
         st = replay_entry(s, cs, &in);
