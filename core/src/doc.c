@@ -188,26 +188,31 @@ static void view_none(sb_view *out, const struct doc *d)
 /*
  * Returns the newest version of `d` whose revision is published, or NULL if
  * the document has none yet.  Lock-free: never waits for a writer.
+ *
+ * A walk that runs out of versions while still above the revision it
+ * loaded has met one of three things: the document's first version, not
+ * yet published; a neighbour trimmed by a commit published meanwhile; or a
+ * version of a group that failed, whose revision a later commit may have
+ * published for another version.  Only the first leaves the store's
+ * revision and the document's head as they were; otherwise look again.
  */
 static const struct version *visible_head(const struct sb_store *s,
                                           const struct doc *d)
 {
-    const struct version *v =
-        atomic_load_explicit(&d->head, memory_order_acquire);
-    uint64_t top = atomic_load_explicit(&s->revision, memory_order_acquire);
+    for (;;) {
+        const struct version *head =
+            atomic_load_explicit(&d->head, memory_order_acquire);
+        uint64_t top = atomic_load_explicit(&s->revision, memory_order_acquire);
+        const struct version *v = head, *older;
 
-    while (v != NULL && v->rev > top) {
-        const struct version *older = load_older(v);
-        if (older == NULL) {
-            /* Either this is the document's first version, not yet
-             * published, or its neighbour was trimmed, which happens only
-             * after the revision was raised: look once more. */
-            top = atomic_load_explicit(&s->revision, memory_order_acquire);
-            return v->rev <= top ? v : NULL;
-        }
-        v = older;
+        while (v != NULL && v->rev > top && (older = load_older(v)) != NULL)
+            v = older;
+        if (v == NULL || v->rev <= top)
+            return v;
+        if (atomic_load_explicit(&s->revision, memory_order_acquire) == top &&
+            atomic_load_explicit(&d->head, memory_order_acquire) == head)
+            return NULL;
     }
-    return v;
 }
 
 static sb_status read_args(const sb_coll *c, const void *id, size_t len,
@@ -709,17 +714,10 @@ void sb__group_abort(struct group *g)
         atomic_store_explicit(&it->d->head, older, memory_order_release);
         it->d->count--;
     }
-    /* A reader may still hold an unstaged version and, having found
-     * nothing older, compare its revision with the store's again; the
-     * next group will publish that very revision.  So no reader may hold
-     * one when this group lets the revisions go: wait for them. */
-    urcu_memb_read_unlock();
-    urcu_memb_synchronize_rcu();
-    urcu_memb_read_lock();
-    for (size_t i = 0; i < n; i++) {
-        SB_TSAN_RECLAIM();
-        free(g->items[i].v);
-    }
+    /* Readers may still hold them; the next group reuses their revisions,
+     * which visible_head() guards against. */
+    for (size_t i = 0; i < n; i++)
+        sb__retire(g->items[i].v);
     g->n = 0;
 }
 
