@@ -712,11 +712,13 @@ typedef struct sb_cs_outcome {
  * can itself be undone the same way.  All are applied at once, as a batch.
  *
  * fn (may be NULL) is called for every document, in the order of the
- * change set's first writes, with the plan, after it is applied when it
- * is.  A document another change set wrote afterwards is a conflict; one
- * whose earlier state is no longer retained is lost.  Without
- * SB_CS_FORCE, any conflict or lost document makes the call change
- * nothing and return SB_CONFLICT (conflicts) or SB_HISTORY_EXHAUSTED
+ * change set's first writes, with the plan and, when it is applied, the
+ * revision of the version that restores it (those versions are reported
+ * just before they are committed: if the commit then fails, the call
+ * returns its error and none of them exists).  A document another change set
+ * wrote afterwards is a conflict; one whose earlier state is no longer retained
+ * is lost.  Without SB_CS_FORCE, any conflict or lost document makes the call
+ * change nothing and return SB_CONFLICT (conflicts) or SB_HISTORY_EXHAUSTED
  * (lost documents only); with it, conflicting documents are overwritten
  * and lost ones skipped.  SB_CS_DRY_RUN computes and reports the same
  * plan and changes nothing (returning what the real call would).

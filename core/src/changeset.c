@@ -492,6 +492,7 @@ sb_status sb_changeset_get(sb_store *s, const void *id, size_t len,
         return SB_INVALID;
 
     pthread_mutex_lock(&s->write_lock);
+    sb__cs_expire(s); /* pins past the retention go even without writes */
     struct changeset *cs = cs_find(s, id, len, cs_hash(s, id, len));
     if (cs == NULL) {
         pthread_mutex_unlock(&s->write_lock);
@@ -540,6 +541,7 @@ sb_status sb_changeset_list(sb_store *s, const sb_cs_filter *f,
         return SB_UNREGISTERED;
 
     pthread_mutex_lock(&s->write_lock);
+    sb__cs_expire(s);
     /* Newest first, and last writes rise along the list: the walk ends at
      * the first change set older than `since`. */
     for (struct changeset *cs = s->cs.newest; cs; cs = cs->older) {
@@ -577,6 +579,48 @@ static int entry_clean(const struct cs_entry *e)
         if (w[k].prev != w[k - 1].rev)
             return 0;
     return 1;
+}
+
+/* The write of the entry with revision `rev`, or NULL. */
+static const struct cs_write *write_of(const struct cs_entry *e, uint64_t rev)
+{
+    const struct cs_write *w = entry_writes(e);
+    size_t lo = 0, hi = e->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w[mid].rev == rev)
+            return &w[mid];
+        if (w[mid].rev < rev)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/*
+ * Whether versions other change sets wrote between the entry's first write
+ * and `oldest`, the oldest version the chain still holds, were dropped.
+ * Walks back from `oldest` through the heads each version replaced: the
+ * entry knows that of its own writes, and a create, update or delete
+ * records it as its undo link; a rollback does not, so one there counts
+ * as a maybe.
+ */
+static int dropped_by_others(const struct cs_entry *e,
+                             const struct version *oldest)
+{
+    uint64_t first = entry_writes(e)[0].rev;
+    const struct cs_write *own = write_of(e, oldest->rev);
+    if (own == NULL && oldest->op == SB_OP_ROLLBACK)
+        return 1;
+    uint64_t p = own ? own->prev : oldest->w.follows;
+    while (p != first) {
+        const struct cs_write *w = p > first ? write_of(e, p) : NULL;
+        if (w == NULL)
+            return 1;
+        p = w->prev;
+    }
+    return 0;
 }
 
 /* The versions other change sets wrote on the entry's document after the
@@ -619,11 +663,53 @@ static size_t entry_later(const struct sb_store *s, const struct changeset *cs,
             }
         }
     }
-    /* The walk stopped at the chain's end before reaching the first
-     * write: older versions by others may have been dropped. */
     if (v == NULL && last != NULL && last->rev > first)
-        *more = 1;
+        *more = dropped_by_others(e, last);
     return n;
+}
+
+/*
+ * Reports one document's plan.  When the undo is applied, its version is
+ * staged at the head but nothing is pruned yet, so the document reads as
+ * it did for the dry run, one version newer.
+ */
+static int report(const struct sb_store *s, const struct changeset *cs,
+                  const struct cs_entry *e, sb_cs_state state,
+                  const struct version *target, const sb_result *res,
+                  sb_cs_later **later, size_t *later_cap,
+                  int (*fn)(void *ctx, const sb_cs_plan *plan), void *ctx)
+{
+    const struct version *from =
+        atomic_load_explicit(&e->doc->head, memory_order_relaxed);
+    uint64_t rev = res != NULL ? res->rev : 0;
+    if (rev != 0)
+        from = atomic_load_explicit(&from->older, memory_order_relaxed);
+
+    sb_cs_plan p = {.coll = e->coll,
+                    .id = e->doc->id,
+                    .id_len = e->doc->id_len,
+                    .state = state,
+                    .from_rev = from ? from->rev : 0,
+                    .from_absent = !sb__version_live(from),
+                    .to_rev = e->pre_rev,
+                    .to_absent = e->pre_rev == 0,
+                    .rev = rev};
+    if (state != SB_CS_LOST) {
+        p.to_absent = !sb__version_live(target);
+        if (!p.to_absent) {
+            p.to_payload = sb__version_payload(target);
+            p.to_len = target->len;
+        }
+    }
+    if (state == SB_CS_CONFLICT) {
+        p.nlater = entry_later(s, cs, e, later, later_cap, &p.later_more);
+        p.later = *later;
+        if (rev != 0 && p.nlater > 0 && (*later)[0].rev == rev) {
+            p.later++; /* the undo itself */
+            p.nlater--;
+        }
+    }
+    return fn(ctx, &p);
 }
 
 sb_status sb_changeset_rollback(sb_store *s, const void *id, size_t len,
@@ -647,6 +733,7 @@ sb_status sb_changeset_rollback(sb_store *s, const void *id, size_t len,
 
     struct group g;
     sb__group_begin(&g, s, opts);
+    sb__cs_expire(s);
     struct changeset *cs = cs_find(s, id, len, cs_hash(s, id, len));
     if (cs == NULL) {
         sb__group_end(&g);
@@ -657,9 +744,10 @@ sb_status sb_changeset_rollback(sb_store *s, const void *id, size_t len,
     sb_cs_outcome o = {.docs = cs->n};
     int64_t now = sb__now(s);
     size_t n = cs->n;
-    unsigned char *state = malloc(n ? n : 1);
-    const struct version **target = malloc((n ? n : 1) * sizeof(*target));
-    if (state == NULL || target == NULL)
+    unsigned char *state = malloc(n + 1);
+    const struct version **target = malloc((n + 1) * sizeof(*target));
+    sb_result *res = calloc(n + 1, sizeof(*res));
+    if (state == NULL || target == NULL || res == NULL)
         st = SB_NOMEM;
     for (size_t i = 0; st == SB_OK && i < n; i++) {
         const struct cs_entry *e = &cs->entries[i];
@@ -674,90 +762,49 @@ sb_status sb_changeset_rollback(sb_store *s, const void *id, size_t len,
         else
             state[i] = SB_CS_CLEAN, o.clean++;
     }
-
     if (st == SB_OK && !(flags & SB_CS_FORCE))
         st = o.conflicts ? SB_CONFLICT : o.lost ? SB_HISTORY_EXHAUSTED : SB_OK;
-    /* Apply: the undo, under the new change set, as one group.  Entries of
-     * the index may move as it grows: look `cs` up again afterwards. */
-    sb_result *res = NULL;
-    if (st == SB_OK && !(flags & SB_CS_DRY_RUN) && o.clean + o.conflicts > 0) {
-        res = calloc(n, sizeof(*res));
-        if (res == NULL)
-            st = SB_NOMEM;
-        for (size_t i = 0; st == SB_OK && i < n; i++) {
-            if (state[i] == SB_CS_CLEAN || state[i] == SB_CS_CONFLICT)
-                st = sb__group_restore(&g, cs->entries[i].coll,
-                                       cs->entries[i].doc, target[i], &res[i]);
-        }
-        if (st != SB_OK) {
-            sb__group_abort(&g);
-        } else {
-            /* The entries of `cs` stay where they are: the commit indexes
-             * the new change set only, which differs from this one. */
-            o.restored = g.n;
-            o.first_rev = g.n ? g.items[0].v->rev : 0;
-            o.last_rev = g.n ? g.items[g.n - 1].v->rev : 0;
-            st = sb__group_commit(&g);
-            if (st != SB_OK)
-                o.restored = o.first_rev = o.last_rev = 0;
-            o.lsn = g.lsn;
-        }
-        /* Committing may have dropped change sets over the count: this
-         * one too, if it was the least recently written. */
-        cs = cs_find(s, id, len, cs_hash(s, id, len));
+
+    /* Stage the undo under the new change set.  Staging links versions
+     * only, so the plan reported below is still the dry run's; the commit
+     * that prunes comes after.  (It indexes the new change set only, so
+     * `cs` and its entries stay where they are until then.) */
+    int apply = st == SB_OK && !(flags & SB_CS_DRY_RUN);
+    for (size_t i = 0; apply && st == SB_OK && i < n; i++) {
+        if (state[i] == SB_CS_CLEAN || state[i] == SB_CS_CONFLICT)
+            st = sb__group_restore(&g, cs->entries[i].coll, cs->entries[i].doc,
+                                   target[i], &res[i]);
+    }
+    if (apply && st == SB_OK && g.n > 0) {
+        o.restored = g.n;
+        o.first_rev = g.items[0].v->rev;
+        o.last_rev = g.items[g.n - 1].v->rev;
     }
 
-    /* Report each document. */
     sb_cs_later *later = NULL;
     size_t later_cap = 0;
-    for (size_t i = 0;
-         fn != NULL && cs != NULL && state != NULL && target != NULL && i < n;
-         i++) {
-        const struct cs_entry *e = &cs->entries[i];
-        const struct version *head =
-            atomic_load_explicit(&e->doc->head, memory_order_relaxed);
-        sb_cs_plan p = {.coll = e->coll,
-                        .id = e->doc->id,
-                        .id_len = e->doc->id_len,
-                        .state = (sb_cs_state)state[i],
-                        .to_rev = e->pre_rev};
-        int applied = res != NULL && res[i].rev != 0 && o.restored > 0;
-        /* Once applied, the head is the restoring version: report what
-         * was there before it. */
-        const struct version *from = head;
-        if (applied && head != NULL)
-            from = atomic_load_explicit(&head->older, memory_order_relaxed);
-        p.from_rev = from ? from->rev : 0;
-        p.from_absent = !sb__version_live(from);
-        if (state[i] != SB_CS_LOST) {
-            p.to_absent = !sb__version_live(target[i]);
-            if (!p.to_absent) {
-                p.to_payload = sb__version_payload(target[i]);
-                p.to_len = target[i]->len;
-            }
-        } else {
-            p.to_absent = e->pre_rev == 0;
-        }
-        if (state[i] == SB_CS_CONFLICT) {
-            p.nlater = entry_later(s, cs, e, &later, &later_cap, &p.later_more);
-            /* Applied: the newest version is the restore, not a conflict. */
-            if (applied && p.nlater > 0 && later[0].rev == res[i].rev)
-                p.later = later + 1, p.nlater--;
-            else
-                p.later = later;
-        }
-        p.rev = applied ? res[i].rev : 0;
-        if (fn(ctx, &p))
+    for (size_t i = 0; fn != NULL && st != SB_NOMEM && i < n; i++)
+        if (report(s, cs, &cs->entries[i], (sb_cs_state)state[i], target[i],
+                   apply && st == SB_OK ? &res[i] : NULL, &later, &later_cap,
+                   fn, ctx))
             break;
-    }
     free(later);
+
+    if (apply && st == SB_OK) {
+        st = sb__group_commit(&g);
+        if (st != SB_OK)
+            o.restored = o.first_rev = o.last_rev = 0;
+        o.lsn = g.lsn;
+    } else {
+        sb__group_abort(&g);
+    }
+    sb__group_end(&g);
     free(res);
     free(state);
     free(target);
-    sb__group_end(&g);
     if (out != NULL)
         *out = o;
-    if (st != SB_OK || (flags & SB_CS_DRY_RUN))
+    if (st != SB_OK || !apply)
         return st;
     return o.lsn && !opts->nowait ? wal_wait(s->wal, o.lsn) : SB_OK;
 }
