@@ -249,6 +249,27 @@ static const char *header_value(h2o_req_t *req, const h2o_token_t *token, size_t
     return v.base;
 }
 
+/* The same for a header h2o has no token for; `name` is in lower case.
+ * Repeated lines are joined the same way, which makes a repeated
+ * X-Change-Set invalid (", " is not allowed in one). */
+static const char *header_named(h2o_req_t *req, const char *name, size_t *len)
+{
+    size_t name_len = strlen(name);
+    h2o_iovec_t v = h2o_iovec_init(NULL, 0);
+
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (!h2o_lcstris(h->name->base, h->name->len, name, name_len))
+            continue;
+        if (v.base == NULL)
+            v = h->value;
+        else
+            v = h2o_concat(&req->pool, v, h2o_iovec_init(H2O_STRLIT(", ")), h->value);
+    }
+    *len = v.len;
+    return v.base;
+}
+
 static void to_api_req(h2o_req_t *req, struct api_req *in)
 {
     in->method = req->method.base;
@@ -258,6 +279,9 @@ static void to_api_req(h2o_req_t *req, struct api_req *in)
     in->content_type = header_value(req, H2O_TOKEN_CONTENT_TYPE, &in->content_type_len);
     in->if_match = header_value(req, H2O_TOKEN_IF_MATCH, &in->if_match_len);
     in->if_none_match = header_value(req, H2O_TOKEN_IF_NONE_MATCH, &in->if_none_match_len);
+    in->change_set = header_named(req, "x-change-set", &in->change_set_len);
+    in->actor = header_named(req, "x-actor", &in->actor_len);
+    in->idempotency_key = header_named(req, "idempotency-key", &in->idempotency_key_len);
     /* h2o leaves entity.base NULL only when the request announced no body;
      * "Content-Length: 0" gives a non-NULL, empty entity. */
     in->body = req->entity.base;
@@ -355,6 +379,7 @@ static void release_parked(struct worker *w)
             api_error(&err, 503, "storage_error",
                       "The server could not sync its log; the write is not durable. Reads "
                       "still work; writes resume after the operator restarts the server.");
+            api_add_revision(w->srv->api, &err);
             memset(&p->req->res.headers, 0, sizeof(p->req->res.headers));
             body = set_response(p->req, &err);
             api_resp_free(&err);
@@ -458,6 +483,7 @@ static void on_error_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
     }
     code = error_code(req, msg, sizeof(msg));
     api_error(&resp, req->res.status, code, msg);
+    api_add_revision(worker_of(req)->srv->api, &resp);
 
     /* Replace h2o's text/plain headers; keep its status and its decision to
      * close the connection (req->http1_is_persistent). */

@@ -35,6 +35,7 @@ enum {
     OPT_RETAIN,
     OPT_COMPACT_RATIO,
     OPT_COMPACT_MIN,
+    OPT_CHANGE_SETS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -54,6 +55,7 @@ static const struct option long_options[] = {
     {"retain", required_argument, NULL, OPT_RETAIN},
     {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
     {"compact-min", required_argument, NULL, OPT_COMPACT_MIN},
+    {"change-sets", required_argument, NULL, OPT_CHANGE_SETS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -108,10 +110,14 @@ static void print_help(void)
            "  --compact-ratio R        compact when the log passes R times the retained\n"
            "                           data, 0 for never (default 2)\n"
            "  --compact-min BYTES      and is at least this big; K, M, G (default 64M)\n"
+           "  --change-sets N          change sets remembered for listing and rollback,\n"
+           "                           0 to %d; the least recently written are\n"
+           "                           forgotten first; 0 remembers none (default %d)\n"
            "  --help                   print this help and exit\n"
            "  --version                print the version and exit\n",
            OPTIONS_LISTEN_DEFAULT, OPTIONS_THREADS_MAX, default_threads(), SB_HISTORY_MAX,
-           SB_HISTORY_DEFAULT, OPTIONS_DATA_DIR_DEFAULT);
+           SB_HISTORY_DEFAULT, OPTIONS_DATA_DIR_DEFAULT, OPTIONS_CHANGE_SETS_MAX,
+           OPTIONS_CHANGE_SETS_DEFAULT);
 }
 
 /* Prints the one-line complaint about `opt`'s value, and the hint. */
@@ -388,6 +394,11 @@ static enum options_result apply(struct options *opts, int opt, const char *arg)
         if (parse_bytes(arg, &opts->api.compact_min) != 0)
             return bad_value(opt, "a size such as 4096, 512K, 64M or 2G", arg);
         return OPTIONS_RUN;
+    case OPT_CHANGE_SETS:
+        if (parse_uint(arg, strlen(arg), OPTIONS_CHANGE_SETS_MAX, &v) != 0)
+            return bad_value(opt, "an integer from 0 to 100000000", arg);
+        opts->api.max_change_sets = (size_t)v;
+        return OPTIONS_RUN;
     case OPT_HELP:
         print_help();
         return OPTIONS_EXIT_OK;
@@ -412,6 +423,7 @@ static void set_defaults(struct options *opts)
     opts->api.fsync_interval_ms = 10;
     opts->api.compact_ratio = 2;
     opts->api.compact_min = (uint64_t)64 << 20;
+    opts->api.max_change_sets = OPTIONS_CHANGE_SETS_DEFAULT;
 }
 
 /* Reports what getopt_long refused: an unknown option or a missing value. */

@@ -14,6 +14,10 @@ import harness
 # The route table of server/api.c's header comment.
 SERVER_ROUTES = {
     "/_health": {"get"},
+    "/_batch": {"post"},
+    "/_changesets": {"get"},
+    "/_changesets/{id}": {"get"},
+    "/_changesets/{id}/rollback": {"post"},
     "/{collection}": {"get", "post"},
     "/{collection}/{id}": {"get", "put", "delete"},
     "/{collection}/{id}/rollback": {"post"},
