@@ -137,7 +137,9 @@ class Server:
                 conn.request("GET", "/_health")
                 ok = conn.getresponse().status == 200
                 conn.close()
-                if ok:
+                # The start line is printed just after the workers start
+                # answering: wait for it too, so that tests may read it.
+                if ok and "snapbackd started" in self.log():
                     return True
             except OSError:
                 pass
