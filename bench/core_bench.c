@@ -8,7 +8,15 @@
  * Every read benchmark takes and releases a read section per operation, as
  * a server would per request.  Ids are visited in a fixed scattered order
  * (a large odd stride modulo the count) so caches do not flatter the result.
+ *
+ * The change-set cases write a change set over every document of a fresh
+ * store, untimed, and time only its rollback; the read-during-rollback case
+ * counts the gets a second thread completes while the rollback runs, and
+ * compares with the same reader beside an idle writer.
  */
+/* clock_gettime() and nanosleep() lie outside strict C11. */
+#define _POSIX_C_SOURCE 200809L
+
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -18,9 +26,12 @@
 #include "core_bench.h"
 #include "snapback.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define N_IDS      100000
 #define N_HOT      1024  /* ids that stay in cache: measures CPU, not memory */
@@ -29,6 +40,8 @@
 #define AS_OF_BACK 4     /* as-of reads aim this many versions back */
 #define N_SCAN     10000 /* documents in the scanned collection */
 #define N_PUT      1024  /* documents the put benchmark rewrites */
+#define N_BATCH    100   /* puts per batch */
+#define IDLE_NS    100000000 /* the idle writer's window: 100 ms */
 #define PAYLOAD    100
 #define ID_CAP     32
 #define STRIDE     7919 /* prime, so k * STRIDE visits every index */
@@ -46,8 +59,12 @@ struct bench_env {
     sb_coll *deep;   /* N_DEEP documents, DEPTH versions each */
     sb_coll *scan;   /* N_SCAN documents */
     sb_coll *puts;   /* N_PUT documents rewritten by the put case */
+    sb_coll *batch;  /* N_PUT documents rewritten by the batch case */
     sb_store *fresh; /* rebuilt by prepare() for create/delete/rollback */
     sb_coll *fresh_coll;
+    uint64_t fresh_count; /* documents in `fresh_coll` */
+    sb_batch_op ops[N_BATCH];
+    uint64_t timed_ns; /* what a manual_time case measured */
     struct cds_lfht *bare;
     struct bare_node *bare_nodes;
     uint64_t as_of_rev[N_DEEP];
@@ -135,10 +152,12 @@ static int build_store(struct bench_env *e)
         open_coll(e->store, "users", &e->users) ||
         open_coll(e->store, "deep", &e->deep) ||
         open_coll(e->store, "scan", &e->scan) ||
-        open_coll(e->store, "puts", &e->puts))
+        open_coll(e->store, "puts", &e->puts) ||
+        open_coll(e->store, "batch", &e->batch))
         return -1;
     if (fill(e->users, e, N_IDS, 1) || fill(e->deep, e, N_DEEP, DEPTH) ||
-        fill(e->scan, e, N_SCAN, 1) || fill(e->puts, e, N_PUT, 1))
+        fill(e->scan, e, N_SCAN, 1) || fill(e->puts, e, N_PUT, 1) ||
+        fill(e->batch, e, N_PUT, 1))
         return -1;
     return record_as_of(e);
 }
@@ -362,6 +381,7 @@ static int fresh_store(struct bench_env *e, uint64_t count, unsigned versions)
     if (sb_store_open(NULL, &e->fresh) != SB_OK ||
         open_coll(e->fresh, "fresh", &e->fresh_coll))
         return -1;
+    e->fresh_count = count;
     for (unsigned v = 0; v < versions; v++)
         for (uint64_t k = 0; k < count; k++)
             if (sb_put(e->fresh_coll, id, fresh_id(id, k), e->payload, PAYLOAD,
@@ -415,21 +435,210 @@ static uint64_t rollback_one(struct bench_env *e, unsigned thread, uint64_t n)
     return n;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Batches and change sets                                                */
+/* ---------------------------------------------------------------------- */
+
+/* One batch of N_BATCH puts per operation; items are puts. */
+static uint64_t batch_put(struct bench_env *e, unsigned thread, uint64_t n)
+{
+    for (uint64_t k = 0; k < n; k++) {
+        e->payload[1] = (unsigned char)k;
+        for (size_t i = 0; i < N_BATCH; i++) {
+            sb_batch_op *op = &e->ops[i];
+            op->kind = SB_BATCH_PUT;
+            op->coll = e->batch;
+            op->id = e->ids[(k * N_BATCH + i) % N_PUT];
+            op->id_len = e->id_len;
+            op->payload = e->payload;
+            op->len = PAYLOAD;
+        }
+        e->errors += sb_batch(e->store, e->ops, N_BATCH, NULL, NULL) != SB_OK;
+    }
+    return n * N_BATCH;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int prepare_1k(struct bench_env *e, uint64_t n)
+{
+    return fresh_store(e, 1000, 1);
+}
+
+static int prepare_100k(struct bench_env *e, uint64_t n)
+{
+    return fresh_store(e, 100000, 1);
+}
+
+/* Untimed: change set "cs-<k>" overwrites every fresh document once. */
+static int write_change_set(struct bench_env *e, uint64_t k, char *name)
+{
+    int len = snprintf(name, 32, "cs-%llu", (unsigned long long)k);
+    sb_write_opts o = {.change_set = name, .change_set_len = (size_t)len};
+    char id[16];
+
+    e->payload[2] = (unsigned char)k;
+    for (uint64_t i = 0; i < e->fresh_count; i++)
+        if (sb_put(e->fresh_coll, id, fresh_id(id, i), e->payload, PAYLOAD, &o,
+                   NULL) != SB_OK)
+            return -1;
+    return 0;
+}
+
+/* Undoes change set `name` under "undo-<name>". */
+static sb_status undo_change_set(struct bench_env *e, const char *name)
+{
+    char undo[40];
+    int len = snprintf(undo, sizeof undo, "undo-%s", name);
+    sb_write_opts o = {.change_set = undo, .change_set_len = (size_t)len};
+    sb_cs_outcome out;
+    sb_status st;
+
+    st = sb_changeset_rollback(e->fresh, name, strlen(name), 0, &o, NULL, NULL,
+                               &out);
+    if (st == SB_OK && out.restored != e->fresh_count)
+        st = SB_CONFLICT; /* every document must have been restored */
+    return st;
+}
+
+/* Items are documents restored; the time is the rollbacks' alone. */
+static uint64_t cs_rollback(struct bench_env *e, unsigned thread, uint64_t n)
+{
+    char name[32];
+
+    e->timed_ns = 0;
+    for (uint64_t k = 0; k < n; k++) {
+        if (write_change_set(e, k, name)) {
+            e->errors++;
+            continue;
+        }
+        uint64_t t0 = now_ns();
+        e->errors += undo_change_set(e, name) != SB_OK;
+        e->timed_ns += now_ns() - t0;
+    }
+    return n * e->fresh_count;
+}
+
+/* The reader: random gets on the fresh collection from `go` to `stop`. */
+struct reader {
+    struct bench_env *e;
+    atomic_int go, stop, ready;
+    uint64_t gets, ns;
+};
+
+static void *run_reader(void *p)
+{
+    struct reader *r = p;
+    uint64_t x = 0x9e3779b97f4a7c15u, gets = 0, acc = 0, t0;
+    char id[16];
+    sb_view v;
+
+    bench_thread_enter();
+    atomic_store(&r->ready, 1);
+    while (!atomic_load_explicit(&r->go, memory_order_acquire))
+        ;
+    t0 = now_ns();
+    while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
+        x ^= x >> 12; /* xorshift64 */
+        x ^= x << 25;
+        x ^= x >> 27;
+        size_t len =
+            fresh_id(id, (x * 0x2545F4914F6CDD1Du >> 11) % r->e->fresh_count);
+        sb_read_lock();
+        if (sb_get(r->e->fresh_coll, id, len, &v) == SB_OK)
+            acc += v.len;
+        sb_read_unlock();
+        gets++;
+    }
+    r->ns = now_ns() - t0;
+    r->gets = gets;
+    sink += acc;
+    bench_thread_leave();
+    return NULL;
+}
+
+/* One window of the reader beside this thread, which either rolls back
+ * change set `name` or sleeps for IDLE_NS; the reader's count and time
+ * are added to *gets and e->timed_ns. */
+static int read_window(struct bench_env *e, const char *name, uint64_t *gets)
+{
+    struct reader r = {.e = e};
+    pthread_t t;
+    int rc = 0;
+
+    if (pthread_create(&t, NULL, run_reader, &r) != 0)
+        return -1;
+    while (!atomic_load(&r.ready))
+        ;
+    atomic_store_explicit(&r.go, 1, memory_order_release);
+    if (name != NULL) {
+        rc = undo_change_set(e, name) == SB_OK ? 0 : -1;
+    } else {
+        struct timespec ts = {0, IDLE_NS};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store_explicit(&r.stop, 1, memory_order_relaxed);
+    pthread_join(t, NULL);
+    *gets += r.gets;
+    e->timed_ns += r.ns;
+    return rc;
+}
+
+/* Items are the reader's gets, so the rate reads as gets per second. */
+static uint64_t get_during_rollback(struct bench_env *e, unsigned thread,
+                                    uint64_t n)
+{
+    uint64_t gets = 0;
+    char name[32];
+
+    e->timed_ns = 0;
+    for (uint64_t k = 0; k < n; k++)
+        e->errors += write_change_set(e, k, name) != 0 ||
+                     read_window(e, name, &gets) != 0;
+    return gets;
+}
+
+/* The same store and writes, but the writer sleeps instead of rolling
+ * back: the baseline of the case above. */
+static uint64_t get_beside_idle(struct bench_env *e, unsigned thread,
+                                uint64_t n)
+{
+    uint64_t gets = 0;
+    char name[32];
+
+    e->timed_ns = 0;
+    for (uint64_t k = 0; k < n; k++)
+        e->errors += write_change_set(e, k, name) != 0 ||
+                     read_window(e, NULL, &gets) != 0;
+    return gets;
+}
+
 static const struct bench_case cases[] = {
-    {"get_hit", NULL, get_hit, 1},
-    {"get_miss", NULL, get_miss, 1},
-    {"bare_lfht_lookup", NULL, bare_lookup, 1},
-    {"get_hit_hot", NULL, get_hit_hot, 1},
-    {"bare_lfht_lookup_hot", NULL, bare_lookup_hot, 1},
-    {"get_hit_threads", NULL, get_hit, 2},
-    {"bare_lfht_lookup_threads", NULL, bare_lookup, 2},
-    {"as_of_get_4_back", NULL, as_of_get, 1},
-    {"history_walk_32", NULL, history_walk, 1},
-    {"scan_10k_docs", NULL, scan_all, 1},
-    {"put_existing_100B", NULL, put_existing, 1},
-    {"create_fresh_100B", prepare_empty, create_fresh, 1},
-    {"delete", prepare_live, delete_live, 1},
-    {"rollback_1_step", prepare_two_versions, rollback_one, 1},
+    {"get_hit", NULL, get_hit, 1, 0},
+    {"get_miss", NULL, get_miss, 1, 0},
+    {"bare_lfht_lookup", NULL, bare_lookup, 1, 0},
+    {"get_hit_hot", NULL, get_hit_hot, 1, 0},
+    {"bare_lfht_lookup_hot", NULL, bare_lookup_hot, 1, 0},
+    {"get_hit_threads", NULL, get_hit, 2, 0},
+    {"bare_lfht_lookup_threads", NULL, bare_lookup, 2, 0},
+    {"as_of_get_4_back", NULL, as_of_get, 1, 0},
+    {"history_walk_32", NULL, history_walk, 1, 0},
+    {"scan_10k_docs", NULL, scan_all, 1, 0},
+    {"put_existing_100B", NULL, put_existing, 1, 0},
+    {"create_fresh_100B", prepare_empty, create_fresh, 1, 0},
+    {"delete", prepare_live, delete_live, 1, 0},
+    {"rollback_1_step", prepare_two_versions, rollback_one, 1, 0},
+    {"batch_put_100x100B", NULL, batch_put, 1, 0},
+    {"cs_rollback_1k", prepare_1k, cs_rollback, 1, 1},
+    {"cs_rollback_100k", prepare_100k, cs_rollback, 1, 1},
+    {"get_during_cs_rollback_100k", prepare_100k, get_during_rollback, 1, 1},
+    {"get_beside_idle_writer_100k", prepare_100k, get_beside_idle, 1, 1},
 };
 
 const struct bench_case *bench_cases(unsigned *count)
@@ -441,4 +650,9 @@ const struct bench_case *bench_cases(unsigned *count)
 uint64_t bench_env_errors(const struct bench_env *env)
 {
     return env->errors;
+}
+
+uint64_t bench_env_timed_ns(const struct bench_env *env)
+{
+    return env->timed_ns;
 }

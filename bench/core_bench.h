@@ -7,6 +7,11 @@
  * processed (operations, or documents for a scan); the shim times the whole
  * call.  prepare() runs untimed before run(), with the same n, for cases
  * that need n fresh documents (create, delete, rollback).
+ *
+ * A case with manual_time set builds what each operation needs inside
+ * run() (a change set to undo, say), times only the operation itself, and
+ * reports the sum through bench_env_timed_ns(); the shim reports that
+ * time instead of the call's.
  */
 #ifndef SB_CORE_BENCH_H
 #define SB_CORE_BENCH_H
@@ -27,6 +32,7 @@ struct bench_case {
     /* Timed: n operations on behalf of thread `thread`. */
     uint64_t (*run)(struct bench_env *env, unsigned thread, uint64_t n);
     unsigned threads; /* 1, or 2 to run it with 1 and then 2 threads */
+    int manual_time;  /* 1: run() times itself; see above */
 };
 
 /* The cases, in the order they should run; *count receives their number. */
@@ -40,6 +46,9 @@ void bench_env_close(struct bench_env *env);
 /* Writes so far that did not return SB_OK: a benchmark that measured
  * failures is not a measurement. */
 uint64_t bench_env_errors(const struct bench_env *env);
+
+/* Nanoseconds the last run() of a manual_time case measured. */
+uint64_t bench_env_timed_ns(const struct bench_env *env);
 
 /* Registers the calling thread with snapback and with the bare baseline's
  * RCU flavour (once, whichever already did it); leave undoes both. */

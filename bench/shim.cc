@@ -33,8 +33,12 @@ void drive(benchmark::State &state, const bench_case *c)
         state.SkipWithError("could not build the fixture");
     uint64_t errors = bench_env_errors(g_env);
     uint64_t items = 0;
-    while (state.KeepRunningBatch(state.max_iterations))
+    while (state.KeepRunningBatch(state.max_iterations)) {
         items += c->run(g_env, state.thread_index(), state.max_iterations);
+        if (c->manual_time)
+            state.SetIterationTime(
+                static_cast<double>(bench_env_timed_ns(g_env)) / 1e9);
+    }
     if (bench_env_errors(g_env) != errors)
         state.SkipWithError("a write failed");
     state.SetItemsProcessed(static_cast<int64_t>(items));
@@ -43,12 +47,14 @@ void drive(benchmark::State &state, const bench_case *c)
 }
 
 // Prints the console table as usual and keeps each benchmark's real time
-// per iteration, in nanoseconds, for the summary: the median when the run
-// has repetitions, else the single measurement.
+// per iteration, in nanoseconds, and its items per second, for the
+// summary: the median when the run has repetitions, else the single
+// measurement.
 class Reporter : public benchmark::ConsoleReporter
 {
   public:
     std::map<std::string, double> ns_per_op;
+    std::map<std::string, double> items_per_s;
 
     void ReportRuns(const std::vector<Run> &runs) override
     {
@@ -63,6 +69,9 @@ class Reporter : public benchmark::ConsoleReporter
                 benchmark::GetTimeUnitMultiplier(benchmark::kNanosecond) /
                 benchmark::GetTimeUnitMultiplier(run.time_unit);
             ns_per_op[run.run_name.str()] = ns;
+            auto rate = run.counters.find("items_per_second");
+            if (rate != run.counters.end())
+                items_per_s[run.run_name.str()] = rate->second.value;
         }
         ConsoleReporter::ReportRuns(runs);
     }
@@ -79,6 +88,20 @@ void print_ratio(const Reporter &r, const char *ours, const char *bare)
                 b->second, a->second / b->second);
 }
 
+// The ratio of two rates, such as reads per second with and without a
+// concurrent writer.
+void print_rate_ratio(const Reporter &r, const char *a_name, const char *b_name)
+{
+    auto a = r.items_per_s.find(a_name), b = r.items_per_s.find(b_name);
+    if (a == r.items_per_s.end() || b == r.items_per_s.end() ||
+        b->second <= 0) {
+        std::printf("%s / %s: not measured in this run\n", a_name, b_name);
+        return;
+    }
+    std::printf("%s / %s: %.0f/s / %.0f/s = %.2f\n", a_name, b_name, a->second,
+                b->second, a->second / b->second);
+}
+
 void register_cases()
 {
     unsigned count;
@@ -88,6 +111,8 @@ void register_cases()
         auto *b = benchmark::RegisterBenchmark(cases[i].name, drive, &cases[i]);
         if (cases[i].threads > 1)
             b->Threads(1)->Threads(2)->UseRealTime();
+        if (cases[i].manual_time)
+            b->UseManualTime();
     }
 }
 
@@ -115,6 +140,8 @@ int main(int argc, char **argv)
     print_ratio(reporter, "get_hit_hot", "bare_lfht_lookup_hot");
     print_ratio(reporter, "get_hit_threads/real_time/threads:2",
                 "bare_lfht_lookup_threads/real_time/threads:2");
+    print_rate_ratio(reporter, "get_during_cs_rollback_100k/manual_time",
+                     "get_beside_idle_writer_100k/manual_time");
 
     bench_env_close(g_env);
     bench_thread_leave();
