@@ -683,7 +683,11 @@ typedef struct sb_cs_plan {
     size_t to_len;
     /* SB_CS_CONFLICT: the later versions by other change sets, newest
      * first, as far as they are retained; `later_more` is 1 when older
-     * ones exist that are no longer retained. */
+     * ones exist that are no longer retained.  It is also 1 when the
+     * oldest retained one is a rollback whose predecessor was dropped: a
+     * rollback records the state it restored, not the version it
+     * replaced, so the store cannot tell whether that was the change
+     * set's own write or another's. */
     const sb_cs_later *later;
     size_t nlater;
     int later_more;

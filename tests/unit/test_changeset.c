@@ -2012,7 +2012,10 @@ static void test_rollback_conflict_interleaved(void **state)
 
 /* later_more says that versions by others were dropped from the ring, not
  * that the change set's own were: here the ring (history 4) has dropped
- * only X's write, and every later version is listed. */
+ * only X's write on each document, and every later version is listed.  On
+ * r the oldest later version is a rollback, which replaced X's write; a
+ * rollback does not record what it replaced, so there later_more errs on
+ * the side of saying more may exist (snapback.h). */
 static void test_rollback_later_more_only_for_others(void **state)
 {
     struct fx *fx = *state; /* history 4 */
@@ -2023,6 +2026,11 @@ static void test_rollback_later_more_only_for_others(void **state)
     put_ok(c, "d", "x", "X", NULL);   /* 2 */
     for (int i = 0; i < 4; i++)       /* 3..6: the ring keeps these */
         put_ok(c, "d", "y", "Y", NULL);
+    put_ok(c, "r", "r0", NULL, NULL);                    /* 7 */
+    put_ok(c, "r", "x", "X", NULL);                      /* 8 */
+    assert_int_equal(steps_ok(c, "r", 1, "Y", NULL), 9); /* over 8 */
+    for (int i = 0; i < 3; i++)                          /* 10..12 */
+        put_ok(c, "r", "y", "Y", NULL);
 
     rb = rollback_cs(fx->store, "X", SB_CS_DRY_RUN, "U", NULL);
     assert_int_equal(rb->status, SB_CONFLICT);
@@ -2031,6 +2039,13 @@ static void test_rollback_later_more_only_for_others(void **state)
     for (size_t i = 0; i < 4; i++)
         assert_later(rb, "d", i, 6 - i, SB_OP_UPDATE, "Y", NULL);
     assert_int_equal(plan_of(rb, "d")->later_more, 0);
+
+    assert_plan(rb, "r", SB_CS_CONFLICT, 12, 0, 7, "r0");
+    assert_int_equal(plan_of(rb, "r")->nlater, 4);
+    for (size_t i = 0; i < 3; i++)
+        assert_later(rb, "r", i, 12 - i, SB_OP_UPDATE, "Y", NULL);
+    assert_later(rb, "r", 3, 9, SB_OP_ROLLBACK, "Y", NULL);
+    assert_int_equal(plan_of(rb, "r")->later_more, 1);
     free(rb);
 }
 
