@@ -3,7 +3,7 @@
  * all handlers.  The handlers themselves are in api_read.c and api_write.c.
  *
  * Routes:
- *   GET  /_health
+ *   GET  /_health                 GET  /_collections
  *   GET  /{coll}                  POST /{coll}
  *   GET  /{coll}/{id}             PUT  /{coll}/{id}      DELETE /{coll}/{id}
  *   POST /{coll}/{id}/rollback
@@ -352,6 +352,13 @@ static void route_server(struct call *c)
         struct buf b = {0};
         buf_puts(&b, "{\"status\":\"ok\"}");
         reply_body(c, 200, &b);
+        return;
+    }
+    if (c->uri.nseg == 1 && is(&c->uri.seg[0], "_collections")) {
+        if (!method_is(c, "GET"))
+            not_allowed(c, "GET");
+        else
+            handle_collections(c);
         return;
     }
     reply_error(c, 400, "reserved_name",

@@ -52,6 +52,7 @@ const char *key_field(const struct api *api, const struct uri_str *coll);
 int check_params(struct call *c, const char *const *allowed);
 
 /* Handlers, one per route and method. */
+void handle_collections(struct call *c);
 void handle_list(struct call *c);
 void handle_get(struct call *c);
 void handle_versions(struct call *c);
