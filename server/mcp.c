@@ -96,6 +96,7 @@ int mcp_origin_valid(const char *s)
 
     const char *p = host;
     if (*p == '[') { /* an IPv6 literal */
+        p++;
         while (p < end && *p != ']' && (strchr("0123456789abcdefABCDEF:.", *p) != NULL))
             p++;
         if (p == end || *p != ']' || p == host + 1)
