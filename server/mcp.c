@@ -67,7 +67,6 @@ struct rpc {
     struct mcp *m;
     const struct mcp_req *req;
     enum mcp_version version;
-    const char *body;        /* the request body, for raw spans */
     struct mcp_session sess; /* legacy revisions: the session */
     char change_set[CHANGE_SET_MAX + 1];
     char actor[MCP_ACTOR_MAX + 1];
@@ -212,10 +211,11 @@ static void out_of_memory(struct api_resp *resp)
 /* Moves the body built in `rpc` into `resp`. */
 static void finish(struct rpc *rpc, struct api_resp *resp)
 {
-    size_t len = 0;
-    char *body = rpc->out.len > 0 ? buf_take(&rpc->out, &len) : NULL;
+    size_t len = 0, want = rpc->out.len;
+    int oom = rpc->out.oom; /* buf_take() forgets it */
+    char *body = want > 0 && !oom ? buf_take(&rpc->out, &len) : NULL;
 
-    if (rpc->out.oom || (rpc->out.len > 0 && body == NULL)) {
+    if (oom || (want > 0 && body == NULL)) {
         buf_free(&rpc->out);
         out_of_memory(resp);
         resp->lsn = rpc->lsn; /* a write may have been made all the same */
@@ -1033,7 +1033,6 @@ static void post(struct rpc *rpc)
              err.line, err.column);
         return;
     }
-    rpc->body = req->body;
     struct json_span raw = json_span_of(req->body, req->body_len);
     if (header_version == MCP_2026_07_28)
         modern(rpc, root, raw);
