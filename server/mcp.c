@@ -202,10 +202,14 @@ static void add_header(struct api_resp *resp, const char *name, const char *valu
     resp->nheaders++;
 }
 
-static void out_of_memory(struct api_resp *resp)
+/* `wrote`: a write was made before memory ran out, so the answer must not
+ * claim that nothing changed. */
+static void out_of_memory(struct api_resp *resp, int wrote)
 {
     api_error(resp, 503, "out_of_memory",
-              "The server is out of memory; nothing was changed. Retry later.");
+              wrote ? "The server ran out of memory while answering; the writes of the request "
+                      "were made. Check them with get_document or get_change_set."
+                    : "The server is out of memory; nothing was changed. Retry later.");
 }
 
 /* Moves the body built in `rpc` into `resp`. */
@@ -217,8 +221,8 @@ static void finish(struct rpc *rpc, struct api_resp *resp)
 
     if (oom || (want > 0 && body == NULL)) {
         buf_free(&rpc->out);
-        out_of_memory(resp);
-        resp->lsn = rpc->lsn; /* a write may have been made all the same */
+        out_of_memory(resp, rpc->lsn > 0);
+        resp->lsn = rpc->lsn; /* and the answer waits for them */
         return;
     }
     buf_free(&rpc->out);

@@ -819,6 +819,10 @@ static void write_head(struct mcp_call *c, const struct rest *r, const char *col
     if (cs == NULL)
         cs = write_change_set(c, &cs_len);
 
+    /* Every successful write has an ETag; only a failed allocation loses
+     * it, and without the revision no undo call can be named. */
+    if (etag_rev(&r->resp) == 0)
+        c->out.oom = 1;
     buf_puts(&c->out, "{");
     field_str(&c->out, "collection", coll, coll_len);
     buf_puts(&c->out, ",");
