@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libjemalloc-dev liburcu-dev libxxhash-dev libcmocka-dev libbenchmark-dev
   libjansson-dev libh2o-evloop-dev libssl-dev zlib1g-dev
-  curl python3 procps
+  curl python3 procps wrk
 )
 
 missing=()

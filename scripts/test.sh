@@ -52,6 +52,7 @@ echo "embedding example: ok"
 echo "== benchmarks, smoke run"
 ./bench/run-core.sh --brief build-release/bench
 ./build-release/bench/recovery_bench "$PREFIX/recovery" 20000
+./bench/changeset-bench.py build-release 1 --smoke
 
 echo "== side-by-side comparison with etcd, Redis, the prototype and nginx, smoke run"
 SNAPBACKD="$ROOT/build-release/server/snapbackd" SNAPBACKD_OPTS="--threads 2 --in-memory" \

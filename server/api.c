@@ -1,16 +1,27 @@
 /*
  * api.c - routing, the shape of every response, and the checks shared by
- * all handlers.  The handlers themselves are in api_read.c and api_write.c.
+ * all handlers.  The handlers themselves are in api_read.c, api_write.c,
+ * api_rollback.c, api_batch.c and api_changeset.c.
  *
  * Routes:
  *   GET  /_health                 GET  /_collections
+ *   POST /_batch
+ *   GET  /_changesets             GET  /_changesets/{id}
+ *   POST /_changesets/{id}/rollback
  *   GET  /{coll}                  POST /{coll}
  *   GET  /{coll}/{id}             PUT  /{coll}/{id}      DELETE /{coll}/{id}
  *   POST /{coll}/{id}/rollback
  *   GET  /{coll}/{id}/versions    GET  /{coll}/{id}/versions/{rev}
  * Every error is JSON: {"error":"snake_case_code","message":"..."}.
+ *
+ * Every write (the POST, PUT and DELETE routes) goes through handle_write():
+ * X-Change-Set, X-Actor and Idempotency-Key are checked before the handler
+ * runs, the change set is made up when the request names none, and the
+ * answer carries X-Change-Set.  Every answer carries X-Revision, added once
+ * the handler is done (finish()).
  */
 #include "api_internal.h"
+#include "idempotency.h"
 #include "json_doc.h"
 
 #include <stdarg.h>
@@ -19,6 +30,11 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+/* Idempotency keys: how many answers, how many bytes of them, how long. */
+#define IDEM_KEYS      100000
+#define IDEM_BYTES     ((size_t)256 << 20)
+#define IDEM_WINDOW_NS ((int64_t)24 * 3600 * 1000000000)
 
 sb_status api_new(const struct api_config *cfg, struct api **out)
 {
@@ -37,8 +53,15 @@ sb_status api_new(const struct api_config *cfg, struct api **out)
     opts.compact_ratio = cfg->compact_ratio;
     opts.compact_min_bytes = cfg->compact_min;
     opts.log = cfg->log;
+    opts.max_change_sets = cfg->max_change_sets;
+    api->idem = idem_new(IDEM_KEYS, IDEM_BYTES, IDEM_WINDOW_NS);
+    if (api->idem == NULL) {
+        free(api);
+        return SB_NOMEM;
+    }
     sb_status st = sb_store_open(&opts, &api->store);
     if (st != SB_OK) {
+        idem_free(api->idem);
         free(api);
         return st;
     }
@@ -57,6 +80,7 @@ void api_free(struct api *api)
     if (api == NULL)
         return;
     sb_store_close(api->store);
+    idem_free(api->idem);
     for (size_t i = 0; i < api->cfg.nkeys; i++)
         free(api->cfg.keys[i].field);
     free(api->cfg.keys);
@@ -140,21 +164,73 @@ void api_error(struct api_resp *resp, int status, const char *code, const char *
     set_body(resp, status, body, body ? len : 0);
 }
 
+/*
+ * Builds an error body: code, message, the fields of `extra` (a JSON
+ * fragment such as "\"available\":3", or NULL), and inside a batch the
+ * operation it is about, whose index also starts the message.
+ */
+static void error_reply(struct call *c, int status, const char *code, const char *extra,
+                        const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void error_reply(struct call *c, int status, const char *code, const char *extra,
+                        const char *fmt, va_list ap)
+{
+    char message[640];
+    int n = 0;
+    if (c->op_index >= 0)
+        n = snprintf(message, sizeof(message), "operation %ld: ", c->op_index);
+    vsnprintf(message + n, sizeof(message) - (size_t)n, fmt, ap);
+
+    struct buf b = {0};
+    error_json(&b, code, message);
+    if (extra != NULL)
+        buf_printf(&b, ",%s", extra);
+    if (c->op_index >= 0) {
+        buf_printf(&b, ",\"index\":%ld,\"operation\":", c->op_index);
+        if (c->op_name != NULL)
+            buf_json_string(&b, c->op_name, strlen(c->op_name));
+        else
+            buf_puts(&b, "null");
+    }
+    buf_puts(&b, "}");
+    size_t len = 0;
+    char *body = buf_take(&b, &len);
+    set_body(c->resp, status, body, body ? len : 0);
+}
+
 void reply_error(struct call *c, int status, const char *code, const char *fmt, ...)
 {
-    char message[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof(message), fmt, ap);
+    error_reply(c, status, code, NULL, fmt, ap);
     va_end(ap);
-    api_error(c->resp, status, code, message);
+}
+
+static void reply_error_extra(struct call *c, int status, const char *code, const char *extra,
+                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void reply_error_extra(struct call *c, int status, const char *code, const char *extra,
+                              const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_reply(c, status, code, extra, fmt, ap);
+    va_end(ap);
+}
+
+void reply_exhausted(struct call *c, unsigned available)
+{
+    char extra[32];
+    snprintf(extra, sizeof(extra), "\"available\":%u", available);
+    reply_error_extra(c, 409, "history_exhausted", extra,
+                      "The target is older than the history this server retains for the "
+                      "document; nothing was changed.");
 }
 
 void reply_oom(struct call *c)
 {
-    api_error(c->resp, 503, "out_of_memory",
-              "The server is out of memory; nothing was changed. Retry "
-              "later.");
+    reply_error(c, 503, "out_of_memory",
+                "The server is out of memory; nothing was changed. Retry later.");
 }
 
 int reply_store_error(struct call *c, sb_status st)
@@ -240,6 +316,52 @@ void buf_time(struct buf *b, int64_t ns)
                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ns % 1000000000 / 1000));
 }
 
+void buf_json_bytes(struct buf *b, const char *s, size_t len)
+{
+    if (utf8_valid(s, len)) {
+        buf_json_string(b, s, len);
+        return;
+    }
+    buf_puts(b, "\"");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x80 || ch < 0x20 || ch == '"' || ch == '\\')
+            buf_printf(b, "\\u%04x", ch);
+        else
+            buf_append(b, &s[i], 1);
+    }
+    buf_puts(b, "\"");
+}
+
+void set_revision(struct call *c, uint64_t rev)
+{
+    c->revision = rev;
+    c->has_revision = 1;
+}
+
+sb_write_opts write_opts(const struct call *c)
+{
+    sb_write_opts o = {.change_set = c->cs,
+                       .change_set_len = c->cs_len,
+                       .actor = c->actor,
+                       .actor_len = c->actor_len,
+                       .nowait = 1};
+    return o;
+}
+
+static void add_revision_header(struct api_resp *resp, uint64_t rev)
+{
+    char value[24];
+    snprintf(value, sizeof(value), "%llu", (unsigned long long)rev);
+    struct call c = {.resp = resp};
+    add_header(&c, "x-revision", value);
+}
+
+void api_add_revision(struct api *api, struct api_resp *resp)
+{
+    add_revision_header(resp, sb_store_revision(api->store));
+}
+
 /* ---------------------------------------------------------------------- */
 /* Request checks                                                         */
 /* ---------------------------------------------------------------------- */
@@ -256,34 +378,60 @@ int body_is_json(const struct call *c)
     return len == n || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
 }
 
+/* Replies to what json_doc_parse*() found wrong; 0 for JSON_DOC_OK. */
+static int reply_json_error(struct call *c, enum json_doc_error e, const char *msg)
+{
+    switch (e) {
+    case JSON_DOC_OK:
+        return 0;
+    case JSON_DOC_MALFORMED:
+        reply_error(c, 400, "malformed_json", "Malformed JSON: %s", msg);
+        break;
+    case JSON_DOC_OUT_OF_RANGE:
+        reply_error(c, 422, "number_out_of_range",
+                    "A number is out of range (integers must fit in 64 bits): %s", msg);
+        break;
+    case JSON_DOC_NOT_OBJECT:
+        reply_error(c, 400, "not_an_object", "%s", msg);
+        break;
+    case JSON_DOC_NOMEM:
+        reply_oom(c);
+        break;
+    }
+    return 1;
+}
+
+static int check_json_type(struct call *c)
+{
+    if (body_is_json(c))
+        return 1;
+    reply_error(c, 415, "unsupported_media_type",
+                "The body must be sent with Content-Type: application/json.");
+    return 0;
+}
+
 int parse_json_body(struct call *c, struct json_doc *doc)
 {
     const struct api_req *r = c->req;
     char msg[256];
 
-    if (!body_is_json(c)) {
-        reply_error(c, 415, "unsupported_media_type",
-                    "The body must be sent with Content-Type: application/json.");
+    if (!check_json_type(c))
         return 0;
-    }
-    switch (json_doc_parse(r->body ? r->body : "", r->body_len, doc, msg, sizeof(msg))) {
-    case JSON_DOC_OK:
-        return 1;
-    case JSON_DOC_MALFORMED:
-        reply_error(c, 400, "malformed_json", "Malformed JSON: %s", msg);
+    enum json_doc_error e =
+        json_doc_parse(r->body ? r->body : "", r->body_len, doc, msg, sizeof(msg));
+    return !reply_json_error(c, e, msg);
+}
+
+int parse_json_value(struct call *c, json_t **root)
+{
+    const struct api_req *r = c->req;
+    char msg[256];
+
+    if (!check_json_type(c))
         return 0;
-    case JSON_DOC_OUT_OF_RANGE:
-        reply_error(c, 422, "number_out_of_range",
-                    "A number is out of range (integers must fit in 64 bits): %s", msg);
-        return 0;
-    case JSON_DOC_NOT_OBJECT:
-        reply_error(c, 400, "not_an_object", "%s", msg);
-        return 0;
-    case JSON_DOC_NOMEM:
-        break;
-    }
-    reply_oom(c);
-    return 0;
+    enum json_doc_error e =
+        json_doc_parse_value(r->body ? r->body : "", r->body_len, root, msg, sizeof(msg));
+    return !reply_json_error(c, e, msg);
 }
 
 const char *key_field(const struct api *api, const struct uri_str *coll)
@@ -316,9 +464,25 @@ int check_params(struct call *c, const char *const *allowed)
     return 1;
 }
 
+int bool_param(struct call *c, const char *name, int *out)
+{
+    const struct uri_str *p = uri_param(&c->uri, name);
+    *out = 0;
+    if (p == NULL || (p->len == 5 && memcmp(p->s, "false", 5) == 0))
+        return 1;
+    if (p->len == 4 && memcmp(p->s, "true", 4) == 0) {
+        *out = 1;
+        return 1;
+    }
+    reply_error(c, 400, "invalid_parameter", "%s must be true or false.", name);
+    return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Routing                                                                */
 /* ---------------------------------------------------------------------- */
+
+typedef void (*handler_fn)(struct call *c);
 
 static int is(const struct uri_str *s, const char *lit)
 {
@@ -342,28 +506,48 @@ static void no_route(struct call *c)
     reply_error(c, 404, "no_such_endpoint", "No endpoint at this path; see the API documentation.");
 }
 
-static void route_server(struct call *c)
+static void handle_health(struct call *c)
 {
-    if (c->uri.nseg == 1 && is(&c->uri.seg[0], "_health")) {
-        if (!method_is(c, "GET")) {
-            not_allowed(c, "GET");
-            return;
-        }
-        struct buf b = {0};
-        buf_puts(&b, "{\"status\":\"ok\"}");
-        reply_body(c, 200, &b);
-        return;
-    }
-    if (c->uri.nseg == 1 && is(&c->uri.seg[0], "_collections")) {
-        if (!method_is(c, "GET"))
-            not_allowed(c, "GET");
-        else
-            handle_collections(c);
-        return;
-    }
+    struct buf b = {0};
+    buf_puts(&b, "{\"status\":\"ok\"}");
+    reply_body(c, 200, &b);
+}
+
+/* Picks the handler of a route for the request's method (m1 or m2, which
+ * may be NULL); replies 405 and returns NULL for any other method. */
+static handler_fn pick(struct call *c, const char *allow, const char *m1, handler_fn h1,
+                       const char *m2, handler_fn h2)
+{
+    if (m1 != NULL && method_is(c, m1))
+        return h1;
+    if (m2 != NULL && method_is(c, m2))
+        return h2;
+    not_allowed(c, allow);
+    return NULL;
+}
+
+static handler_fn route_server(struct call *c)
+{
+    size_t n = c->uri.nseg;
+    const struct uri_str *name = &c->uri.seg[0];
+
+    if (n == 1 && is(name, "_health"))
+        return pick(c, "GET", "GET", handle_health, NULL, NULL);
+    if (n == 1 && is(name, "_collections"))
+        return pick(c, "GET", "GET", handle_collections, NULL, NULL);
+    if (n == 1 && is(name, "_batch"))
+        return pick(c, "POST", "POST", handle_batch, NULL, NULL);
+    if (n == 1 && is(name, "_changesets"))
+        return pick(c, "GET", "GET", handle_changeset_list, NULL, NULL);
+    if (n == 2 && is(name, "_changesets"))
+        return pick(c, "GET", "GET", handle_changeset_get, NULL, NULL);
+    if (n == 3 && is(name, "_changesets") && is(&c->uri.seg[2], "rollback"))
+        return pick(c, "POST", "POST", handle_changeset_rollback, NULL, NULL);
+
     reply_error(c, 400, "reserved_name",
                 "Names that begin with '_' are reserved for the server's "
                 "own endpoints and cannot name a collection.");
+    return NULL;
 }
 
 static int check_names(struct call *c)
@@ -389,49 +573,50 @@ static int check_names(struct call *c)
     return 1;
 }
 
-static void route_document(struct call *c)
+static handler_fn route_document(struct call *c)
 {
     size_t n = c->uri.nseg;
     const struct uri_str *sub = n >= 3 ? &c->uri.seg[2] : NULL;
 
-    if (n == 1) {
-        if (method_is(c, "GET"))
-            handle_list(c);
-        else if (method_is(c, "POST"))
-            handle_create(c);
-        else
-            not_allowed(c, "GET, POST");
-    } else if (n == 2) {
-        if (method_is(c, "GET"))
-            handle_get(c);
-        else if (method_is(c, "PUT"))
-            handle_put(c);
-        else if (method_is(c, "DELETE"))
-            handle_delete(c);
-        else
-            not_allowed(c, "GET, PUT, DELETE");
-    } else if (n == 3 && is(sub, "rollback")) {
-        if (method_is(c, "POST"))
-            handle_rollback(c);
-        else
-            not_allowed(c, "POST");
-    } else if (n == 3 && is(sub, "versions")) {
-        if (method_is(c, "GET"))
-            handle_versions(c);
-        else
-            not_allowed(c, "GET");
-    } else if (n == 4 && is(sub, "versions")) {
-        uint64_t rev;
-        const struct uri_str *r = &c->uri.seg[3];
-        if (!method_is(c, "GET"))
-            not_allowed(c, "GET");
-        else if (uri_parse_u64(r->s, r->len, UINT64_MAX, &rev) != 0 || rev == 0)
-            reply_error(c, 400, "invalid_revision", "A revision is a positive integer.");
-        else
-            handle_version(c, rev);
-    } else {
-        no_route(c);
+    if (n == 1)
+        return pick(c, "GET, POST", "GET", handle_list, "POST", handle_create);
+    if (n == 2) {
+        if (method_is(c, "DELETE"))
+            return handle_delete;
+        return pick(c, "GET, PUT, DELETE", "GET", handle_get, "PUT", handle_put);
     }
+    if (n == 3 && is(sub, "rollback"))
+        return pick(c, "POST", "POST", handle_rollback, NULL, NULL);
+    if (n == 3 && is(sub, "versions"))
+        return pick(c, "GET", "GET", handle_versions, NULL, NULL);
+    if (n == 4 && is(sub, "versions")) {
+        const struct uri_str *r = &c->uri.seg[3];
+        if (!method_is(c, "GET")) {
+            not_allowed(c, "GET");
+            return NULL;
+        }
+        if (uri_parse_u64(r->s, r->len, UINT64_MAX, &c->path_rev) != 0 || c->path_rev == 0) {
+            reply_error(c, 400, "invalid_revision", "A revision is a positive integer.");
+            return NULL;
+        }
+        return handle_version;
+    }
+    no_route(c);
+    return NULL;
+}
+
+/* Finds the handler of the request, or replies with why there is none. */
+static handler_fn route(struct call *c)
+{
+    if (c->uri.nseg == 0) {
+        no_route(c);
+        return NULL;
+    }
+    if (c->uri.seg[0].len > 0 && c->uri.seg[0].s[0] == '_')
+        return route_server(c);
+    if (!check_names(c))
+        return NULL;
+    return route_document(c);
 }
 
 static void target_error(struct call *c, enum uri_error e)
@@ -459,25 +644,124 @@ static void target_error(struct call *c, enum uri_error e)
     }
 }
 
+/* ---------------------------------------------------------------------- */
+/* Writes and the end of every request                                    */
+/* ---------------------------------------------------------------------- */
+
+/* Checks the headers that name the change set, its actor and the request
+ * itself; settles the change set of the write.  Replies and returns 0 when
+ * one is malformed. */
+static int write_headers(struct call *c, const char *fresh_prefix)
+{
+    const struct api_req *r = c->req;
+
+    if (r->change_set != NULL && !csid_valid(r->change_set, r->change_set_len)) {
+        reply_error(c, 400, "invalid_change_set",
+                    "X-Change-Set must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' "
+                    "and '-'.");
+        return 0;
+    }
+    if (r->actor != NULL && !csid_actor_valid(r->actor, r->actor_len)) {
+        reply_error(c, 400, "invalid_actor",
+                    "X-Actor must be 1 to 128 bytes of printable ASCII (0x20 to 0x7e).");
+        return 0;
+    }
+    if (r->idempotency_key != NULL && !idem_key_valid(r->idempotency_key, r->idempotency_key_len)) {
+        reply_error(c, 400, "invalid_idempotency_key",
+                    "Idempotency-Key must be 1 to 128 bytes of printable ASCII (0x20 to 0x7e).");
+        return 0;
+    }
+
+    if (r->change_set != NULL) {
+        memcpy(c->cs, r->change_set, r->change_set_len);
+        c->cs[r->change_set_len] = '\0';
+        c->cs_len = r->change_set_len;
+    } else {
+        csid_new(fresh_prefix, c->cs);
+        c->cs_len = strlen(c->cs);
+    }
+    c->actor = r->actor;
+    c->actor_len = r->actor_len;
+    return 1;
+}
+
+static void add_revision(struct call *c)
+{
+    add_revision_header(c->resp, c->has_revision ? c->revision : sb_store_revision(c->api->store));
+    c->has_revision = 2; /* sent */
+}
+
+/*
+ * Runs a write handler.  With an Idempotency-Key, a retry of a request
+ * already answered gets that answer again (its X-Revision and X-Change-Set
+ * included, and its log position, so the HTTP layer still holds it until
+ * the write is durable), and a request with the key of another request is
+ * refused.  The keys live in memory only; see idempotency.h.
+ */
+static void handle_write(struct call *c, handler_fn fn)
+{
+    const struct api_req *r = c->req;
+    const char *prefix = fn == handle_changeset_rollback ? "undo-" : "auto-";
+    if (!write_headers(c, prefix))
+        return;
+
+    if (r->idempotency_key == NULL) {
+        fn(c);
+        add_header(c, "x-change-set", c->cs);
+        return;
+    }
+
+    struct idem_fp fp;
+    idem_fingerprint(r, &fp);
+    switch (idem_begin(c->api->idem, r->idempotency_key, r->idempotency_key_len, &fp, c->resp)) {
+    case IDEM_FIRST:
+        break;
+    case IDEM_REPLAY:
+        add_header(c, "idempotent-replayed", "true");
+        c->has_revision = 2; /* the answer has its own */
+        return;
+    case IDEM_REUSED:
+        reply_error(c, 422, "idempotency_key_reused",
+                    "This Idempotency-Key was used for a different request (method, target, "
+                    "X-Change-Set or body); use a new key for a new request.");
+        return;
+    case IDEM_IN_FLIGHT:
+        reply_error(c, 409, "idempotency_key_in_flight",
+                    "A request with this Idempotency-Key is being handled; retry once it has "
+                    "been answered to get its answer.");
+        return;
+    case IDEM_NOMEM:
+        reply_oom(c);
+        return;
+    }
+
+    fn(c);
+    add_header(c, "x-change-set", c->cs);
+    add_revision(c);
+    idem_finish(c->api->idem, r->idempotency_key, r->idempotency_key_len, c->resp);
+}
+
 void api_handle(struct api *api, const struct api_req *req, struct api_resp *resp)
 {
-    struct call c = {.api = api, .req = req, .resp = resp};
+    struct call c = {.api = api, .req = req, .resp = resp, .op_index = -1};
     memset(resp, 0, sizeof(*resp));
 
     enum uri_error e = uri_parse(req->target, req->target_len, &c.uri);
     if (e != URI_OK) {
         target_error(&c, e);
-        return;
+    } else {
+        handler_fn fn = route(&c);
+        int writes = method_is(&c, "POST") || method_is(&c, "PUT") || method_is(&c, "DELETE");
+        if (fn != NULL && writes)
+            handle_write(&c, fn);
+        else if (fn != NULL)
+            fn(&c);
+        uri_free(&c.uri);
     }
-    if (c.uri.nseg == 0)
-        no_route(&c);
-    else if (c.uri.seg[0].len > 0 && c.uri.seg[0].s[0] == '_')
-        route_server(&c);
-    else if (check_names(&c))
-        route_document(&c);
-    uri_free(&c.uri);
 
     /* An error body that could not be built still needs a status. */
     if (resp->status == 0)
         resp->status = 503, resp->reason = reason(503);
+    if (c.has_revision != 2)
+        add_revision(&c);
 }

@@ -34,10 +34,11 @@ struct api_config {
     sb_fsync fsync;
     unsigned fsync_interval_ms;
     int repair;
-    int64_t retain_ns;    /* 0: keep versions until the ring drops them */
-    double compact_ratio; /* 0: no automatic compaction */
-    uint64_t compact_min; /* bytes */
-    sb_log_fn log;        /* the store's rare messages (recovery), may be NULL */
+    int64_t retain_ns;      /* 0: keep versions until the ring drops them */
+    double compact_ratio;   /* 0: no automatic compaction */
+    uint64_t compact_min;   /* bytes */
+    sb_log_fn log;          /* the store's rare messages (recovery), may be NULL */
+    size_t max_change_sets; /* change sets remembered; 0 keeps none */
 };
 
 struct api;
@@ -108,5 +109,12 @@ void api_resp_free(struct api_resp *resp);
  * `resp` must be zeroed or filled by api_handle(): a body it holds is freed.
  */
 void api_error(struct api_resp *resp, int status, const char *code, const char *message);
+
+/*
+ * Adds the X-Revision header (the store's revision now) to a response that
+ * api_handle() did not build: the errors the HTTP layer sends by itself.
+ * Registered thread.
+ */
+void api_add_revision(struct api *api, struct api_resp *resp);
 
 #endif /* SNAPBACKD_API_H */

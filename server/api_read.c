@@ -4,6 +4,13 @@
  *
  * Each handler copies what it needs out of the store inside one short read
  * section; the response is sent after the section has ended.
+ *
+ * X-Revision of a read that succeeds: the store revision is loaded when
+ * the section starts; a version the read then finds may be newer (a write
+ * landed in between), and the document's state is then exactly that
+ * version's.  So the read reports the larger of the two, a revision at
+ * which what it returns was the current state.  A refused read reports the
+ * store's revision when it ends, as every error does (api.c).
  */
 #include "api_internal.h"
 
@@ -64,6 +71,7 @@ void handle_get(struct call *c)
     sb_view v = {0};
     sb_status st = SB_NOT_FOUND;
     sb_read_lock();
+    uint64_t now = sb_store_revision(c->api->store);
     sb_coll *coll = find_coll(c);
     if (coll != NULL && as_of)
         st = sb_get_as_of(coll, c->id.s, c->id.len, as_of, &v);
@@ -72,6 +80,8 @@ void handle_get(struct call *c)
     if (st == SB_OK)
         reply_version_doc(c, &v, &b);
     sb_read_unlock();
+    if (st == SB_OK)
+        set_revision(c, as_of ? as_of : v.rev > now ? v.rev : now);
 
     if (st == SB_NOT_FOUND)
         not_found(c, &v);
@@ -128,9 +138,12 @@ void handle_versions(struct call *c)
     struct buf b = {0};
     sb_status st = SB_NOT_FOUND;
     sb_read_lock();
+    uint64_t now = sb_store_revision(c->api->store);
     sb_coll *coll = find_coll(c);
     if (coll != NULL)
         st = sb_history(coll, c->id.s, c->id.len, views, cap, &count);
+    if (st == SB_OK)
+        set_revision(c, count > 0 && views[0].rev > now ? views[0].rev : now);
     if (st == SB_OK) {
         buf_puts(&b, "[");
         for (size_t i = 0; i < count && i < cap; i++) {
@@ -150,22 +163,26 @@ void handle_versions(struct call *c)
                     (int)c->id.len, c->id.s, (int)c->coll.len, c->coll.s);
 }
 
-void handle_version(struct call *c, uint64_t rev)
+void handle_version(struct call *c)
 {
     static const char *const params[] = {NULL};
     if (!check_params(c, params))
         return;
 
+    uint64_t rev = c->path_rev;
     struct buf b = {0};
     sb_view v;
     sb_status st = SB_NOT_FOUND;
     sb_read_lock();
+    uint64_t now = sb_store_revision(c->api->store);
     sb_coll *coll = find_coll(c);
     if (coll != NULL)
         st = sb_version_get(coll, c->id.s, c->id.len, rev, &v);
     if (st == SB_OK)
         version_json(&b, &v);
     sb_read_unlock();
+    if (st == SB_OK)
+        set_revision(c, v.rev > now ? v.rev : now);
 
     if (st == SB_OK)
         reply_body(c, 200, &b);
@@ -200,7 +217,7 @@ static int on_list_doc(void *ctx, const sb_view *doc)
 
 static int parse_list_params(struct call *c, size_t *limit, const struct uri_str **after)
 {
-    static const char *const params[] = {"limit", "after", NULL};
+    static const char *const params[] = {"limit", "after", "as_of", NULL};
     if (!check_params(c, params))
         return 0;
 
@@ -221,45 +238,82 @@ static int parse_list_params(struct call *c, size_t *limit, const struct uri_str
     return 1;
 }
 
-static void add_next_link(struct call *c, const struct page *p)
+/* The next page shows the same snapshot: its link carries the revision. */
+static void add_next_link(struct call *c, const struct page *p, uint64_t rev)
 {
     struct buf link = {0};
     buf_puts(&link, "</");
     buf_percent_encode(&link, c->coll.s, c->coll.len);
     buf_printf(&link, "?limit=%zu&after=", p->limit);
     buf_percent_encode(&link, p->last_id.data, p->last_id.len);
-    buf_puts(&link, ">; rel=\"next\"");
+    buf_printf(&link, "&as_of=%llu>; rel=\"next\"", (unsigned long long)rev);
     if (!link.oom)
         add_header(c, "link", link.data);
     buf_free(&link);
 }
 
+/* Replies to a listing the store refused; `rev` is the snapshot asked for. */
+static void list_refused(struct call *c, sb_status st, uint64_t rev)
+{
+    switch (st) {
+    case SB_NOT_FOUND:
+        reply_error(c, 400, "invalid_cursor",
+                    "after must be the id of a document of this collection, "
+                    "as returned by a previous page.");
+        break;
+    case SB_HISTORY_EXHAUSTED:
+        reply_error(c, 410, "history_exhausted",
+                    "The state of this collection at revision %llu is older than the history "
+                    "the server retains.",
+                    (unsigned long long)rev);
+        break;
+    case SB_FUTURE:
+        reply_error(c, 422, "future_revision", "Revision %llu has not been written yet.",
+                    (unsigned long long)rev);
+        break;
+    default:
+        reply_store_error(c, st);
+    }
+}
+
+/*
+ * GET /{coll}: one page of the collection as it was at one revision, the
+ * current one (loaded once, here) or ?as_of.  Every page of a listing is
+ * read at the revision of its first, so the pages together show one state
+ * of the collection, never part of a batch.
+ */
 void handle_list(struct call *c)
 {
     size_t limit;
     const struct uri_str *after;
-    if (!parse_list_params(c, &limit, &after))
+    uint64_t rev;
+    if (!parse_list_params(c, &limit, &after) || parse_as_of(c, &rev) < 0)
         return;
 
     struct page p = {.limit = limit};
     sb_status st = SB_OK;
     buf_puts(&p.body, "[");
     sb_read_lock();
+    uint64_t now = sb_store_revision(c->api->store);
+    if (rev == 0)
+        rev = now;
     sb_coll *coll = find_coll(c);
-    if (coll != NULL)
-        st = sb_scan(coll, after ? after->s : NULL, after ? after->len : 0, on_list_doc, &p);
+    if (rev > now)
+        st = SB_FUTURE;
+    else if (coll != NULL && rev > 0)
+        st =
+            sb_scan_at(coll, rev, after ? after->s : NULL, after ? after->len : 0, on_list_doc, &p);
     else if (after != NULL)
         st = SB_NOT_FOUND;
     sb_read_unlock();
     buf_puts(&p.body, "]");
 
-    if (st == SB_NOT_FOUND) {
-        reply_error(c, 400, "invalid_cursor",
-                    "after must be the id of a document of this collection, "
-                    "as returned by a previous page.");
+    if (st != SB_OK) {
+        list_refused(c, st, rev);
     } else {
+        set_revision(c, rev);
         if (p.more)
-            add_next_link(c, &p);
+            add_next_link(c, &p, rev);
         reply_body(c, 200, &p.body);
     }
     buf_free(&p.body);

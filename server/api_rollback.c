@@ -4,7 +4,8 @@
  * What to undo comes from the body ({"steps":N} or {"to_version":REV}) or
  * from ?steps=N; a request without a body (curl -X POST) or with an empty
  * one means one step.  The core does the undo; this file only turns the
- * request into its arguments and its answer into HTTP.
+ * request into its arguments and its answer into HTTP.  POST /_batch shares
+ * the refusals (reply_rollback_refused()).
  */
 #include "api_internal.h"
 #include "json_doc.h"
@@ -101,23 +102,11 @@ static int parse_args(struct call *c, struct rollback_args *a)
     return 1;
 }
 
-static void exhausted(struct call *c, const sb_result *res)
-{
-    struct buf b = {0};
-    buf_puts(&b, "{\"error\":\"history_exhausted\",\"message\":");
-    const char *msg = "The target is older than the history this server "
-                      "retains for the document; nothing was changed.";
-    buf_json_string(&b, msg, strlen(msg));
-    buf_puts(&b, ",\"available\":");
-    buf_u64(&b, res->available);
-    buf_puts(&b, "}");
-    reply_body(c, 409, &b);
-}
-
 /* Replies with the state the rollback restored. */
 static void restored(struct call *c, sb_coll *coll, const sb_result *res)
 {
     c->resp->lsn = res->lsn;
+    set_revision(c, res->rev);
     add_etag(c, res->rev);
     if (res->absent) {
         reply_empty(c, 204);
@@ -148,26 +137,31 @@ void handle_rollback(struct call *c)
     sb_read_unlock();
 
     sb_result res = {0};
-    sb_write_opts opts = {.nowait = 1};
+    sb_write_opts opts = write_opts(c);
     if (st == SB_OK && a.steps)
         st = sb_rollback_steps(coll, c->id.s, c->id.len, (unsigned)a.steps, &opts, &res);
     else if (st == SB_OK)
         st = sb_rollback_to(coll, c->id.s, c->id.len, a.to_version, &opts, &res);
 
-    switch (st) {
-    case SB_OK:
+    if (st == SB_OK)
         restored(c, coll, &res);
-        break;
+    else
+        reply_rollback_refused(c, st, &res, a.to_version);
+}
+
+void reply_rollback_refused(struct call *c, sb_status st, const sb_result *res, uint64_t to_version)
+{
+    switch (st) {
     case SB_NOT_FOUND:
         reply_error(c, 404, "not_found", "No document \"%.*s\" in collection \"%.*s\".",
                     (int)c->id.len, c->id.s, (int)c->coll.len, c->coll.s);
         break;
     case SB_HISTORY_EXHAUSTED:
-        exhausted(c, &res);
+        reply_exhausted(c, res->available);
         break;
     case SB_FUTURE:
         reply_error(c, 422, "future_revision", "Version %llu has not been written yet.",
-                    (unsigned long long)a.to_version);
+                    (unsigned long long)to_version);
         break;
     default:
         reply_store_error(c, st);

@@ -1,5 +1,6 @@
 /*
- * api_write.c - the write endpoints: create, put, delete and rollback.
+ * api_write.c - the write endpoints: create, put, delete and rollback, and
+ * the document rules and refusals that POST /_batch shares with them.
  *
  * A write is validated entirely before the store is touched, so a refused
  * request changes nothing.  The stored document is the body in compact
@@ -37,12 +38,52 @@ static void reply_written(struct call *c, const sb_result *res, const struct jso
                           const char *id, size_t id_len)
 {
     c->resp->lsn = res->lsn;
+    set_revision(c, res->rev);
     struct buf b = {0};
     buf_append(&b, doc->compact, doc->compact_len);
     if (res->created)
         add_location(c, id, id_len);
     add_etag(c, res->rev);
     reply_body(c, res->created ? 201 : 200, &b);
+}
+
+int create_key(struct call *c, const struct json_doc *doc, char scratch[24], const char **id,
+               size_t *id_len)
+{
+    const char *field = key_field(c->api, &c->coll);
+    switch (json_doc_key(doc->root, field, scratch, id, id_len)) {
+    case JSON_KEY_MISSING:
+        reply_error(c, 422, "missing_key",
+                    "The document has no \"%s\" field, which holds the id "
+                    "of documents in \"%.*s\".",
+                    field, (int)c->coll.len, c->coll.s);
+        return 0;
+    case JSON_KEY_BAD_TYPE:
+        reply_error(c, 422, "invalid_key_type", "The \"%s\" field must be a string or an integer.",
+                    field);
+        return 0;
+    case JSON_KEY_OK:
+        break;
+    }
+    if (!sb_id_valid(*id, *id_len)) {
+        reply_error(c, 422, "invalid_key",
+                    "The \"%s\" field must be 1 to 512 bytes without NUL or "
+                    "'/' to serve as an id.",
+                    field);
+        return 0;
+    }
+    return 1;
+}
+
+void reply_create_refused(struct call *c, sb_status st, const char *id, size_t id_len)
+{
+    if (st == SB_EXISTS)
+        reply_error(c, 409, "already_exists",
+                    "A document with id \"%.*s\" already exists in \"%.*s\"; "
+                    "use PUT to replace it.",
+                    (int)id_len, id, (int)c->coll.len, c->coll.s);
+    else
+        reply_store_error(c, st);
 }
 
 void handle_create(struct call *c)
@@ -52,45 +93,22 @@ void handle_create(struct call *c)
     if (!check_params(c, params) || !parse_doc(c, &doc))
         return;
 
-    const char *field = key_field(c->api, &c->coll);
     char scratch[24];
     const char *id = NULL;
     size_t id_len = 0;
-    switch (json_doc_key(doc.root, field, scratch, &id, &id_len)) {
-    case JSON_KEY_MISSING:
-        reply_error(c, 422, "missing_key",
-                    "The document has no \"%s\" field, which holds the id "
-                    "of documents in \"%.*s\".",
-                    field, (int)c->coll.len, c->coll.s);
+    if (!create_key(c, &doc, scratch, &id, &id_len))
         goto out;
-    case JSON_KEY_BAD_TYPE:
-        reply_error(c, 422, "invalid_key_type", "The \"%s\" field must be a string or an integer.",
-                    field);
-        goto out;
-    case JSON_KEY_OK:
-        break;
-    }
-    if (!sb_id_valid(id, id_len)) {
-        reply_error(c, 422, "invalid_key",
-                    "The \"%s\" field must be 1 to 512 bytes without NUL or "
-                    "'/' to serve as an id.",
-                    field);
-        goto out;
-    }
 
     sb_coll *coll = open_coll(c);
     if (coll == NULL)
         goto out;
     sb_result res;
-    sb_write_opts opts = {.nowait = 1};
+    sb_write_opts opts = write_opts(c);
     sb_status st = sb_create(coll, id, id_len, doc.compact, doc.compact_len, &opts, &res);
-    if (st == SB_EXISTS)
-        reply_error(c, 409, "already_exists",
-                    "A document with id \"%.*s\" already exists in \"%.*s\"; "
-                    "use PUT to replace it.",
-                    (int)id_len, id, (int)c->coll.len, c->coll.s);
-    else if (!reply_store_error(c, st))
+    if (st == SB_OK)
         reply_written(c, &res, &doc, id, id_len);
+    else
+        reply_create_refused(c, st, id, id_len);
 out:
     json_doc_free(&doc);
 }
@@ -157,8 +175,7 @@ static int resolve_precondition(struct call *c, sb_coll *coll, enum precondition
     return 1;
 }
 
-/* Checks a key field in a PUT body against the id of the path. */
-static int key_matches(struct call *c, const struct json_doc *doc)
+int key_matches(struct call *c, const struct json_doc *doc)
 {
     const char *field = key_field(c->api, &c->coll);
     char scratch[24];
@@ -181,14 +198,18 @@ static int key_matches(struct call *c, const struct json_doc *doc)
     return 0;
 }
 
-static void precondition_failed(struct call *c, enum precondition pre)
+void reply_put_refused(struct call *c, sb_status st, int create_only)
 {
-    if (pre == PRE_CREATE_ONLY)
-        reply_error(c, 412, "precondition_failed", "If-None-Match: * but the document exists.");
-    else
-        reply_error(c, 412, "precondition_failed",
-                    "The document's current ETag is not the one in "
-                    "If-Match; it was changed or deleted since.");
+    if (st == SB_EXISTS || st == SB_CONFLICT) {
+        if (create_only)
+            reply_error(c, 412, "precondition_failed", "If-None-Match: * but the document exists.");
+        else
+            reply_error(c, 412, "precondition_failed",
+                        "The document's current ETag is not the one in "
+                        "If-Match; it was changed or deleted since.");
+        return;
+    }
+    reply_store_error(c, st);
 }
 
 void handle_put(struct call *c)
@@ -206,20 +227,30 @@ void handle_put(struct call *c)
     if (coll == NULL || !resolve_precondition(c, coll, pre, &rev))
         goto out;
 
-    sb_write_opts opts = {.if_rev = rev, .nowait = 1};
-    sb_write_opts create = {.nowait = 1};
+    sb_write_opts opts = write_opts(c);
     sb_result res;
     sb_status st;
-    if (pre == PRE_CREATE_ONLY)
-        st = sb_create(coll, c->id.s, c->id.len, doc.compact, doc.compact_len, &create, &res);
-    else
+    if (pre == PRE_CREATE_ONLY) {
+        st = sb_create(coll, c->id.s, c->id.len, doc.compact, doc.compact_len, &opts, &res);
+    } else {
+        opts.if_rev = rev;
         st = sb_put(coll, c->id.s, c->id.len, doc.compact, doc.compact_len, &opts, &res);
-    if (st == SB_EXISTS || st == SB_CONFLICT)
-        precondition_failed(c, pre);
-    else if (!reply_store_error(c, st))
+    }
+    if (st == SB_OK)
         reply_written(c, &res, &doc, c->id.s, c->id.len);
+    else
+        reply_put_refused(c, st, pre == PRE_CREATE_ONLY);
 out:
     json_doc_free(&doc);
+}
+
+void reply_delete_refused(struct call *c, sb_status st)
+{
+    if (st == SB_NOT_FOUND)
+        reply_error(c, 404, "not_found", "No document \"%.*s\" in collection \"%.*s\".",
+                    (int)c->id.len, c->id.s, (int)c->coll.len, c->coll.s);
+    else
+        reply_put_refused(c, st, 0);
 }
 
 void handle_delete(struct call *c)
@@ -241,18 +272,17 @@ void handle_delete(struct call *c)
     if (st == SB_OK && !resolve_precondition(c, coll, pre, &rev))
         return;
 
-    sb_write_opts opts = {.if_rev = rev, .nowait = 1};
+    sb_write_opts opts = write_opts(c);
+    opts.if_rev = rev;
     sb_result res;
     if (st == SB_OK)
         st = sb_delete(coll, c->id.s, c->id.len, &opts, &res);
-    if (st == SB_NOT_FOUND) {
-        reply_error(c, 404, "not_found", "No document \"%.*s\" in collection \"%.*s\".",
-                    (int)c->id.len, c->id.s, (int)c->coll.len, c->coll.s);
-    } else if (st == SB_CONFLICT) {
-        precondition_failed(c, pre);
-    } else if (!reply_store_error(c, st)) {
-        c->resp->lsn = res.lsn;
-        add_etag(c, res.rev);
-        reply_empty(c, 204);
+    if (st != SB_OK) {
+        reply_delete_refused(c, st);
+        return;
     }
+    c->resp->lsn = res.lsn;
+    set_revision(c, res.rev);
+    add_etag(c, res.rev);
+    reply_empty(c, 204);
 }

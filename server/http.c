@@ -251,20 +251,23 @@ static const char *header_value(h2o_req_t *req, const h2o_token_t *token, size_t
     return v.base;
 }
 
-/* As header_value(), for a header h2o has no token for (its names are
- * lower-cased on parsing). */
-static const char *header_by_name(h2o_req_t *req, const char *name, size_t *len)
+/* The same for a header h2o has no token for; `name` is in lower case.
+ * Repeated lines are joined the same way, which makes a repeated
+ * X-Change-Set invalid (", " is not allowed in one). */
+static const char *header_named(h2o_req_t *req, const char *name, size_t *len)
 {
-    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
-    h2o_iovec_t v;
+    size_t name_len = strlen(name);
+    h2o_iovec_t v = h2o_iovec_init(NULL, 0);
 
-    *len = 0;
-    if (i == -1)
-        return NULL;
-    v = req->headers.entries[i].value;
-    while ((i = h2o_find_header_by_str(&req->headers, name, strlen(name), i)) != -1)
-        v = h2o_concat(&req->pool, v, h2o_iovec_init(H2O_STRLIT(", ")),
-                       req->headers.entries[i].value);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (!h2o_lcstris(h->name->base, h->name->len, name, name_len))
+            continue;
+        if (v.base == NULL)
+            v = h->value;
+        else
+            v = h2o_concat(&req->pool, v, h2o_iovec_init(H2O_STRLIT(", ")), h->value);
+    }
     *len = v.len;
     return v.base;
 }
@@ -274,13 +277,13 @@ static void to_mcp_req(h2o_req_t *req, struct mcp_req *in)
     memset(in, 0, sizeof(*in));
     in->method = req->method.base;
     in->method_len = req->method.len;
-    in->origin = header_by_name(req, "origin", &in->origin_len);
+    in->origin = header_named(req, "origin", &in->origin_len);
     in->accept = header_value(req, H2O_TOKEN_ACCEPT, &in->accept_len);
     in->content_type = header_value(req, H2O_TOKEN_CONTENT_TYPE, &in->content_type_len);
-    in->protocol_version = header_by_name(req, "mcp-protocol-version", &in->protocol_version_len);
-    in->session_id = header_by_name(req, "mcp-session-id", &in->session_id_len);
-    in->mcp_method = header_by_name(req, "mcp-method", &in->mcp_method_len);
-    in->mcp_name = header_by_name(req, "mcp-name", &in->mcp_name_len);
+    in->protocol_version = header_named(req, "mcp-protocol-version", &in->protocol_version_len);
+    in->session_id = header_named(req, "mcp-session-id", &in->session_id_len);
+    in->mcp_method = header_named(req, "mcp-method", &in->mcp_method_len);
+    in->mcp_name = header_named(req, "mcp-name", &in->mcp_name_len);
     in->body = req->entity.base;
     in->body_len = req->entity.base != NULL ? req->entity.len : 0;
 }
@@ -294,6 +297,9 @@ static void to_api_req(h2o_req_t *req, struct api_req *in)
     in->content_type = header_value(req, H2O_TOKEN_CONTENT_TYPE, &in->content_type_len);
     in->if_match = header_value(req, H2O_TOKEN_IF_MATCH, &in->if_match_len);
     in->if_none_match = header_value(req, H2O_TOKEN_IF_NONE_MATCH, &in->if_none_match_len);
+    in->change_set = header_named(req, "x-change-set", &in->change_set_len);
+    in->actor = header_named(req, "x-actor", &in->actor_len);
+    in->idempotency_key = header_named(req, "idempotency-key", &in->idempotency_key_len);
     /* h2o leaves entity.base NULL only when the request announced no body;
      * "Content-Length: 0" gives a non-NULL, empty entity. */
     in->body = req->entity.base;
@@ -391,6 +397,7 @@ static void release_parked(struct worker *w)
             api_error(&err, 503, "storage_error",
                       "The server could not sync its log; the write is not durable. Reads "
                       "still work; writes resume after the operator restarts the server.");
+            api_add_revision(w->srv->api, &err);
             memset(&p->req->res.headers, 0, sizeof(p->req->res.headers));
             body = set_response(p->req, &err);
             api_resp_free(&err);
@@ -500,6 +507,7 @@ static void on_error_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostre
     }
     code = error_code(req, msg, sizeof(msg));
     api_error(&resp, req->res.status, code, msg);
+    api_add_revision(worker_of(req)->srv->api, &resp);
 
     /* Replace h2o's text/plain headers; keep its status and its decision to
      * close the connection (req->http1_is_persistent). */

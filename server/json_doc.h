@@ -31,6 +31,30 @@ enum json_doc_error json_doc_parse(const char *body, size_t len, struct json_doc
                                    size_t msg_len);
 void json_doc_free(struct json_doc *d);
 
+/*
+ * Parses `body` as any JSON value, with the rules of json_doc_parse().  On
+ * JSON_DOC_OK the caller owns *root (json_decref()); otherwise `msg` says
+ * what is wrong and where, and *root is NULL.
+ */
+enum json_doc_error json_doc_parse_value(const char *body, size_t len, json_t **root, char *msg,
+                                         size_t msg_len);
+
+/* A stretch of a text: `len` bytes from `off`. */
+struct json_span {
+    size_t off;
+    size_t len;
+};
+
+/*
+ * For `text`, a JSON array that json_doc_parse_value() accepted, sets
+ * spans[k], for each of the first `n` elements, to the text of the value
+ * of member `name` when element k is an object with that member, or to a
+ * zero span.  Lets a member be stored as the client wrote it (see
+ * json_doc_parse()) instead of as jansson would print it.
+ */
+void json_doc_member_spans(const char *text, size_t len, const char *name, struct json_span *spans,
+                           size_t n);
+
 enum json_key_result { JSON_KEY_OK, JSON_KEY_MISSING, JSON_KEY_BAD_TYPE };
 
 /*

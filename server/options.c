@@ -37,6 +37,7 @@ enum {
     OPT_COMPACT_RATIO,
     OPT_COMPACT_MIN,
     OPT_ALLOW_ORIGIN,
+    OPT_CHANGE_SETS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -57,6 +58,7 @@ static const struct option long_options[] = {
     {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
     {"compact-min", required_argument, NULL, OPT_COMPACT_MIN},
     {"allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN},
+    {"change-sets", required_argument, NULL, OPT_CHANGE_SETS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -114,10 +116,14 @@ static void print_help(void)
            "  --allow-origin ORIGIN    also let web pages of ORIGIN (scheme://host[:port])\n"
            "                           use the MCP endpoint " MCP_PATH "; repeatable\n"
            "                           (default: loopback origins only)\n"
+           "  --change-sets N          change sets remembered for listing and rollback,\n"
+           "                           0 to %d; the least recently written are\n"
+           "                           forgotten first; 0 remembers none (default %d)\n"
            "  --help                   print this help and exit\n"
            "  --version                print the version and exit\n",
            OPTIONS_LISTEN_DEFAULT, OPTIONS_THREADS_MAX, default_threads(), SB_HISTORY_MAX,
-           SB_HISTORY_DEFAULT, OPTIONS_DATA_DIR_DEFAULT);
+           SB_HISTORY_DEFAULT, OPTIONS_DATA_DIR_DEFAULT, OPTIONS_CHANGE_SETS_MAX,
+           OPTIONS_CHANGE_SETS_DEFAULT);
 }
 
 /* Prints the one-line complaint about `opt`'s value, and the hint. */
@@ -416,6 +422,11 @@ static enum options_result apply(struct options *opts, int opt, const char *arg)
         return OPTIONS_RUN;
     case OPT_ALLOW_ORIGIN:
         return add_origin(opts, arg);
+    case OPT_CHANGE_SETS:
+        if (parse_uint(arg, strlen(arg), OPTIONS_CHANGE_SETS_MAX, &v) != 0)
+            return bad_value(opt, "an integer from 0 to 100000000", arg);
+        opts->api.max_change_sets = (size_t)v;
+        return OPTIONS_RUN;
     case OPT_HELP:
         print_help();
         return OPTIONS_EXIT_OK;
@@ -440,6 +451,7 @@ static void set_defaults(struct options *opts)
     opts->api.fsync_interval_ms = 10;
     opts->api.compact_ratio = 2;
     opts->api.compact_min = (uint64_t)64 << 20;
+    opts->api.max_change_sets = OPTIONS_CHANGE_SETS_DEFAULT;
 }
 
 /* Reports what getopt_long refused: an unknown option or a missing value. */

@@ -18,13 +18,16 @@
 #define OPTIONS_MAX_BODY_DEFAULT ((size_t)1 << 20)
 #define OPTIONS_MAX_BODY_MAX     ((size_t)1 << 30)
 #define OPTIONS_DATA_DIR_DEFAULT "./snapback-data"
+/* Change sets remembered; the bound keeps the index's memory in check. */
+#define OPTIONS_CHANGE_SETS_DEFAULT 100000
+#define OPTIONS_CHANGE_SETS_MAX     100000000
 
 struct options {
     struct sockaddr_storage listen; /* IPv4 or IPv6 address and port */
     socklen_t listen_len;           /* bytes of `listen` in use */
     char listen_text[64];           /* `listen` as ADDR:PORT, for logs */
     unsigned threads;               /* worker threads, 1..256 */
-    struct api_config api;          /* history, max_body, keys (owned) */
+    struct api_config api;          /* history, max_body, keys (owned), ... */
     const char *access_log;         /* path from argv, or NULL: no log */
     int in_memory;                  /* --in-memory: api.data_dir is NULL */
     const char **origins;           /* --allow-origin values (owned array, strings in argv) */

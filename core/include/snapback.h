@@ -544,11 +544,11 @@ typedef struct sb_batch_op {
     size_t id_len;
     const void *payload; /* create, put */
     size_t len;
-    uint64_t if_rev;     /* as sb_write_opts.if_rev, per operation */
-    unsigned steps;      /* SB_BATCH_ROLLBACK_STEPS */
-    uint64_t rev;        /* SB_BATCH_ROLLBACK_TO */
-    sb_status status;    /* out: SB_OK, or why this operation failed */
-    sb_result result;    /* out, when the batch was applied */
+    uint64_t if_rev;  /* as sb_write_opts.if_rev, per operation */
+    unsigned steps;   /* SB_BATCH_ROLLBACK_STEPS */
+    uint64_t rev;     /* SB_BATCH_ROLLBACK_TO */
+    sb_status status; /* out: SB_OK, or why this operation failed */
+    sb_result result; /* out, when the batch was applied */
 } sb_batch_op;
 
 /*
@@ -565,6 +565,8 @@ typedef struct sb_batch_op {
  * not NULL) is the index of the first operation that failed, and
  * ops[*failed].status and the return value say why (statuses as the
  * single calls; for SB_HISTORY_EXHAUSTED result.available is filled).
+ * A failure of the log (SB_IO, SB_NOSPACE) is the whole batch's: then
+ * *failed is 0.
  * Argument errors (SB_INVALID: NULL ops, n = 0, a NULL collection, an
  * unknown kind) are found before anything is tried.
  */
@@ -631,11 +633,11 @@ SB_API sb_status sb_changeset_get(sb_store *store, const void *id, size_t len,
 /* Which change sets sb_changeset_list() visits; zero fields filter
  * nothing. */
 typedef struct sb_cs_filter {
-    int64_t since_ns;   /* last write at or after this time */
-    const void *actor;  /* exactly this actor */
+    int64_t since_ns;  /* last write at or after this time */
+    const void *actor; /* exactly this actor */
     size_t actor_len;
-    uint64_t before;    /* last write below this revision: the cursor of
-                           the next page is the last_rev of the last one */
+    uint64_t before; /* last write below this revision: the cursor of
+                        the next page is the last_rev of the last one */
 } sb_cs_filter;
 
 /*
@@ -695,11 +697,11 @@ typedef struct sb_cs_plan {
 
 /* What a change-set rollback did or would do. */
 typedef struct sb_cs_outcome {
-    size_t docs;      /* documents the change set wrote */
+    size_t docs; /* documents the change set wrote */
     size_t clean, conflicts, lost, unchanged;
-    size_t restored;  /* documents written by this call (0 if not applied) */
+    size_t restored; /* documents written by this call (0 if not applied) */
     uint64_t first_rev, last_rev; /* of the versions it wrote */
-    uint64_t lsn;     /* as sb_result.lsn */
+    uint64_t lsn;                 /* as sb_result.lsn */
 } sb_cs_outcome;
 
 /*
@@ -710,11 +712,13 @@ typedef struct sb_cs_outcome {
  * can itself be undone the same way.  All are applied at once, as a batch.
  *
  * fn (may be NULL) is called for every document, in the order of the
- * change set's first writes, with the plan, after it is applied when it
- * is.  A document another change set wrote afterwards is a conflict; one
- * whose earlier state is no longer retained is lost.  Without
- * SB_CS_FORCE, any conflict or lost document makes the call change
- * nothing and return SB_CONFLICT (conflicts) or SB_HISTORY_EXHAUSTED
+ * change set's first writes, with the plan and, when it is applied, the
+ * revision of the version that restores it (those versions are reported
+ * just before they are committed: if the commit then fails, the call
+ * returns its error and none of them exists).  A document another change set
+ * wrote afterwards is a conflict; one whose earlier state is no longer retained
+ * is lost.  Without SB_CS_FORCE, any conflict or lost document makes the call
+ * change nothing and return SB_CONFLICT (conflicts) or SB_HISTORY_EXHAUSTED
  * (lost documents only); with it, conflicting documents are overwritten
  * and lost ones skipped.  SB_CS_DRY_RUN computes and reports the same
  * plan and changes nothing (returning what the real call would).
@@ -725,12 +729,10 @@ typedef struct sb_cs_outcome {
  * *out (may be NULL) is filled in every case but SB_INVALID and
  * SB_NOT_FOUND.
  */
-SB_API sb_status sb_changeset_rollback(sb_store *store, const void *id,
-                                       size_t len, unsigned flags,
-                                       const sb_write_opts *opts,
-                                       int (*fn)(void *ctx,
-                                                 const sb_cs_plan *plan),
-                                       void *ctx, sb_cs_outcome *out);
+SB_API sb_status sb_changeset_rollback(
+    sb_store *store, const void *id, size_t len, unsigned flags,
+    const sb_write_opts *opts, int (*fn)(void *ctx, const sb_cs_plan *plan),
+    void *ctx, sb_cs_outcome *out);
 
 /* ---------------------------------------------------------------------- */
 /* Snapshot reads                                                         */

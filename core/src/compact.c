@@ -42,7 +42,9 @@ struct snap {
     unsigned char *buf;
     size_t len, cap;
     const struct version **chain; /* s->history entries */
-    uint64_t bytes;               /* written so far */
+    const unsigned char *meta;    /* the change-set index, as records */
+    size_t meta_len;
+    uint64_t bytes; /* written so far */
 };
 
 static sb_status io_status(int err)
@@ -139,6 +141,20 @@ static sb_status snap_coll(struct snap *sn, struct sb_coll *c)
     return st;
 }
 
+/* The change-set index as it was at rotation, after every document: its
+ * records refer to versions the documents' records restore first. */
+static sb_status snap_index(struct snap *sn, const unsigned char *meta,
+                            size_t len)
+{
+    if (len == 0)
+        return SB_OK;
+    if (reserve(sn, len) != 0)
+        return SB_NOMEM;
+    memcpy(sn->buf + sn->len, meta, len);
+    sn->len += len;
+    return SB_OK;
+}
+
 static sb_status snap_all(struct snap *sn)
 {
     struct cds_lfht_iter it;
@@ -157,6 +173,8 @@ static sb_status snap_all(struct snap *sn)
         cds_lfht_next(sn->s->colls, &it);
     }
     urcu_memb_read_unlock();
+    if (st == SB_OK)
+        st = snap_index(sn, sn->meta, sn->meta_len);
     return st == SB_OK && sn->len > 0 ? flush(sn) : st;
 }
 
@@ -180,11 +198,18 @@ static sb_status remove_replaced(struct wal *w, uint64_t seq)
     return err ? io_status(err) : SB_OK;
 }
 
-/* Steps 2 to 4 for snapshot `seq` covering revisions up to `upto`. */
-static sb_status run(struct sb_store *s, uint64_t seq, uint64_t upto)
+/* Steps 2 to 4 for snapshot `seq` covering revisions up to `upto`, with
+ * the change-set index taken at step 1 (`meta`, freed here). */
+static sb_status run(struct sb_store *s, uint64_t seq, uint64_t upto,
+                     unsigned char *meta, size_t meta_len)
 {
     struct wal *w = s->wal;
-    struct snap sn = {.s = s, .w = w, .upto = upto, .fd = -1};
+    struct snap sn = {.s = s,
+                      .w = w,
+                      .upto = upto,
+                      .fd = -1,
+                      .meta = meta,
+                      .meta_len = meta_len};
     char tmp[WAL_NAME_MAX], name[WAL_NAME_MAX];
     sb_status st = SB_OK;
     int err = 0;
@@ -213,6 +238,7 @@ static sb_status run(struct sb_store *s, uint64_t seq, uint64_t upto)
         unlinkat(w->dir_fd, tmp, 0);
     free(sn.chain);
     free(sn.buf);
+    free(meta);
     if (st != SB_OK)
         return st;
 
@@ -230,11 +256,23 @@ static sb_status run(struct sb_store *s, uint64_t seq, uint64_t upto)
     return SB_OK;
 }
 
-/* Step 1; write lock held.  Sets what run() needs. */
-static sb_status rotate(struct sb_store *s, uint64_t *seq, uint64_t *upto)
+/* Step 1; write lock held.  Sets what run() needs.  The change-set index
+ * is copied here, at revision `upto`, since it changes with every write. */
+static sb_status rotate(struct sb_store *s, uint64_t *seq, uint64_t *upto,
+                        unsigned char **meta, size_t *meta_len)
 {
+    *meta = NULL;
+    *meta_len = 0;
+    sb_status st = sb__cs_snapshot(s, meta, meta_len);
+    if (st != SB_OK)
+        return st;
     *upto = atomic_load_explicit(&s->revision, memory_order_relaxed);
-    return wal_rotate(s->wal, seq);
+    st = wal_rotate(s->wal, seq);
+    if (st != SB_OK) {
+        free(*meta);
+        *meta = NULL;
+    }
+    return st;
 }
 
 static void *compactor_main(void *arg)
@@ -242,7 +280,8 @@ static void *compactor_main(void *arg)
     struct sb_store *s = arg;
 
     sb_thread_register();
-    sb_status st = run(s, s->compact_seq, s->compact_upto);
+    sb_status st = run(s, s->compact_seq, s->compact_upto, s->compact_meta,
+                       s->compact_meta_len);
     if (st != SB_OK)
         sb__log(s, SB_LOG_WARN, "compaction failed, the log is kept: %s",
                 sb_status_str(st));
@@ -271,10 +310,13 @@ void sb__compact_maybe(struct sb_store *s)
     if (pthread_attr_init(&attr) != 0)
         return;
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (rotate(s, &s->compact_seq, &s->compact_upto) == SB_OK) {
+    if (rotate(s, &s->compact_seq, &s->compact_upto, &s->compact_meta,
+               &s->compact_meta_len) == SB_OK) {
         s->compacting = 1;
-        if (pthread_create(&thread, &attr, compactor_main, s) != 0)
+        if (pthread_create(&thread, &attr, compactor_main, s) != 0) {
             s->compacting = 0; /* tried again after a later write */
+            free(s->compact_meta);
+        }
     }
     pthread_attr_destroy(&attr);
 }
@@ -295,15 +337,18 @@ sb_status sb_store_compact(sb_store *s)
         return SB_OK;
 
     uint64_t seq, upto;
+    unsigned char *meta = NULL;
+    size_t meta_len = 0;
     pthread_mutex_lock(&s->write_lock);
     sb__compact_wait(s);
-    sb_status st = wal_failed(s->wal) ? SB_IO : rotate(s, &seq, &upto);
+    sb_status st =
+        wal_failed(s->wal) ? SB_IO : rotate(s, &seq, &upto, &meta, &meta_len);
     s->compacting = st == SB_OK;
     pthread_mutex_unlock(&s->write_lock);
     if (st != SB_OK)
         return st;
 
-    st = run(s, seq, upto);
+    st = run(s, seq, upto, meta, meta_len);
     pthread_mutex_lock(&s->write_lock);
     s->compacting = 0;
     pthread_cond_broadcast(&s->compact_cv);

@@ -61,6 +61,11 @@ static uint64_t id_hash(const struct sb_coll *c, const void *id, size_t len)
     return sb__hash(c->hash_seed, id, len);
 }
 
+struct doc *sb__doc_find(struct sb_coll *c, const void *id, size_t len)
+{
+    return doc_find(c, id, len, id_hash(c, id, len));
+}
+
 void sb__doc_seek(struct sb_coll *c, const struct doc *d,
                   struct cds_lfht_iter *it)
 {
@@ -95,6 +100,21 @@ static const unsigned char *version_payload(const struct version *v)
     return v->data + restored_bytes(v) + v->cs_len;
 }
 
+const char *sb__version_cs(const struct version *v)
+{
+    return version_cs(v);
+}
+
+const unsigned char *sb__version_payload(const struct version *v)
+{
+    return version_payload(v);
+}
+
+int sb__version_live(const struct version *v)
+{
+    return v != NULL && !(v->flags & VF_ABSENT);
+}
+
 /*
  * Allocates a version holding copies of the change set and payload.  The
  * revision, time and links are set at commit.  NULL when out of memory.
@@ -116,7 +136,7 @@ static struct version *version_new(sb_op op, unsigned flags, uint64_t restored,
     v->op = (uint8_t)op;
     v->flags = (uint8_t)flags;
     v->cs_len = (uint8_t)cs_len;
-    v->pad = 0;
+    v->pins = 0;
     v->w.newer = NULL;
     v->w.follows = FOLLOWS_NOTHING;
     if (extra)
@@ -168,26 +188,31 @@ static void view_none(sb_view *out, const struct doc *d)
 /*
  * Returns the newest version of `d` whose revision is published, or NULL if
  * the document has none yet.  Lock-free: never waits for a writer.
+ *
+ * A walk that runs out of versions while still above the revision it
+ * loaded has met one of three things: the document's first version, not
+ * yet published; a neighbour trimmed by a commit published meanwhile; or a
+ * version of a group that failed, whose revision a later commit may have
+ * published for another version.  Only the first leaves the store's
+ * revision and the document's head as they were; otherwise look again.
  */
 static const struct version *visible_head(const struct sb_store *s,
                                           const struct doc *d)
 {
-    const struct version *v =
-        atomic_load_explicit(&d->head, memory_order_acquire);
-    uint64_t top = atomic_load_explicit(&s->revision, memory_order_acquire);
+    for (;;) {
+        const struct version *head =
+            atomic_load_explicit(&d->head, memory_order_acquire);
+        uint64_t top = atomic_load_explicit(&s->revision, memory_order_acquire);
+        const struct version *v = head, *older;
 
-    while (v != NULL && v->rev > top) {
-        const struct version *older = load_older(v);
-        if (older == NULL) {
-            /* Either this is the document's first version, not yet
-             * published, or its neighbour was trimmed, which happens only
-             * after the revision was raised: look once more. */
-            top = atomic_load_explicit(&s->revision, memory_order_acquire);
-            return v->rev <= top ? v : NULL;
-        }
-        v = older;
+        while (v != NULL && v->rev > top && (older = load_older(v)) != NULL)
+            v = older;
+        if (v == NULL || v->rev <= top)
+            return v;
+        if (atomic_load_explicit(&s->revision, memory_order_acquire) == top &&
+            atomic_load_explicit(&d->head, memory_order_acquire) == head)
+            return NULL;
     }
-    return v;
 }
 
 static sb_status read_args(const sb_coll *c, const void *id, size_t len,
@@ -266,14 +291,15 @@ sb_status sb_get_as_of(sb_coll *coll, const void *id, size_t id_len,
     /* Every version at or below `rev` was linked before `rev` was
      * published, so walking from the raw head finds it if it is retained. */
     struct doc *d = doc_find(coll, id, id_len, id_hash(coll, id, id_len));
-    if (d == NULL) {
-        view_none(out, NULL);
+    const struct version *head =
+        d ? atomic_load_explicit(&d->head, memory_order_acquire) : NULL;
+    if (head == NULL) { /* never written (or only by a batch that failed) */
+        view_none(out, d);
         return SB_NOT_FOUND;
     }
     const struct version *v;
-    st = find_as_of(
-        coll->store, atomic_load_explicit(&d->head, memory_order_acquire),
-        visible_head(coll->store, d), rev, sb__now(coll->store), &v);
+    st = find_as_of(coll->store, head, visible_head(coll->store, d), rev,
+                    sb__now(coll->store), &v);
     if (st != SB_OK)
         return st;
     if (v == NULL) {
@@ -366,23 +392,74 @@ sb_status sb_scan(sb_coll *coll, const void *after, size_t after_len,
     return SB_OK;
 }
 
+sb_status sb_scan_at(sb_coll *coll, uint64_t rev, const void *after,
+                     size_t after_len, sb_scan_fn fn, void *ctx)
+{
+    if (coll == NULL || fn == NULL || rev == 0 ||
+        (after != NULL && !sb_id_valid(after, after_len)))
+        return SB_INVALID;
+    if (rev > sb_store_revision(coll->store))
+        return SB_FUTURE;
+
+    struct cds_lfht_iter it;
+    if (after != NULL) {
+        struct id_key key = {after, after_len};
+        cds_lfht_lookup(coll->docs, id_hash(coll, after, after_len), match_doc,
+                        &key, &it);
+        if (cds_lfht_iter_get_node(&it) == NULL)
+            return SB_NOT_FOUND;
+        cds_lfht_next(coll->docs, &it);
+    } else {
+        cds_lfht_first(coll->docs, &it);
+    }
+
+    /* Every version at or below `rev` was linked before `rev` was
+     * published, so each document's state at `rev` is found from its raw
+     * head, whatever was committed since; a version the ring dropped
+     * meanwhile makes the whole scan fail rather than show a mix. */
+    int64_t now = sb__now(coll->store);
+    for (struct cds_lfht_node *node; (node = cds_lfht_iter_get_node(&it));
+         cds_lfht_next(coll->docs, &it)) {
+        struct doc *d = caa_container_of(node, struct doc, node);
+        const struct version *head =
+            atomic_load_explicit(&d->head, memory_order_acquire);
+        const struct version *v;
+        if (head == NULL)
+            continue;
+        sb_status st = find_as_of(coll->store, head,
+                                  visible_head(coll->store, d), rev, now, &v);
+        if (st != SB_OK)
+            return st;
+        if (v == NULL || (v->flags & VF_ABSENT))
+            continue;
+        sb_view view;
+        view_fill(&view, d, v);
+        if (fn(ctx, &view))
+            break;
+    }
+    return SB_OK;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Writing                                                                */
 /* ---------------------------------------------------------------------- */
 
 /*
- * The state a writer works on: the store locked, a read section open (the
- * hash table needs one), the document found or not.
+ * Every write, single or batched, is staged in a group (internal.h): its
+ * version is numbered and linked into the chain unpublished, and the
+ * group's commit logs, publishes, indexes and prunes.  A failed operation
+ * unstages the whole group, so nothing of it was ever visible.
  */
+
+/* One operation of a group: its document, found or not. */
 struct txn {
-    struct sb_store *s;
+    struct group *g;
     struct sb_coll *c;
     const void *id;
     size_t id_len;
     uint64_t hash;
     struct doc *d;
-    struct version *head; /* d's head, NULL if d is NULL */
-    uint64_t lsn;         /* log position of the write, 0 if none */
+    struct version *head; /* d's head, staged ones included; NULL if none */
 };
 
 static sb_status write_args(const sb_coll *c, const void *id, size_t len,
@@ -390,8 +467,10 @@ static sb_status write_args(const sb_coll *c, const void *id, size_t len,
 {
     if (c == NULL || !sb_id_valid(id, len))
         return SB_INVALID;
-    if (o != NULL && (o->change_set_len > SB_CHANGE_SET_MAX ||
-                      (o->change_set == NULL && o->change_set_len > 0)))
+    if (o != NULL &&
+        (o->change_set_len > SB_CHANGE_SET_MAX ||
+         (o->change_set == NULL && o->change_set_len > 0) ||
+         o->actor_len > SB_ACTOR_MAX || (o->actor == NULL && o->actor_len > 0)))
         return SB_INVALID;
     if (!sb__thread_registered())
         return SB_UNREGISTERED;
@@ -400,48 +479,60 @@ static sb_status write_args(const sb_coll *c, const void *id, size_t len,
     return SB_OK;
 }
 
-static void txn_begin(struct txn *t, struct sb_coll *c, const void *id,
-                      size_t len)
+void sb__group_begin(struct group *g, struct sb_store *s,
+                     const sb_write_opts *o)
 {
-    t->s = c->store;
+    g->s = s;
+    g->o = o;
+    g->items = &g->one;
+    g->n = 0;
+    g->cap = 1;
+    g->lsn = 0;
+    pthread_mutex_lock(&s->write_lock);
+    urcu_memb_read_lock();
+}
+
+void sb__group_end(struct group *g)
+{
+    urcu_memb_read_unlock();
+    pthread_mutex_unlock(&g->s->write_lock);
+    if (g->items != &g->one)
+        free(g->items);
+    g->items = &g->one;
+}
+
+/* Waits, after sb__group_end(), until the group is as durable as the fsync
+ * mode promises, unless the caller will wait itself (opts->nowait). */
+static sb_status group_sync(const struct group *g)
+{
+    if (g->lsn == 0 || (g->o != NULL && g->o->nowait))
+        return SB_OK;
+    return wal_wait(g->s->wal, g->lsn);
+}
+
+static void txn_find(struct txn *t, struct group *g, struct sb_coll *c,
+                     const void *id, size_t len)
+{
+    t->g = g;
     t->c = c;
     t->id = id;
     t->id_len = len;
     t->hash = id_hash(c, id, len);
-    t->lsn = 0;
-    pthread_mutex_lock(&t->s->write_lock);
-    urcu_memb_read_lock();
     t->d = doc_find(c, id, len, t->hash);
     t->head =
         t->d ? atomic_load_explicit(&t->d->head, memory_order_relaxed) : NULL;
 }
 
-/* Ends the transaction. */
-static void txn_end(struct txn *t)
-{
-    urcu_memb_read_unlock();
-    pthread_mutex_unlock(&t->s->write_lock);
-}
-
-/* Waits, after txn_end(), until the write is as durable as the fsync
- * mode promises, unless the caller will wait itself (opts->nowait). */
-static sb_status txn_sync(const struct txn *t, const sb_write_opts *o)
-{
-    if (t->lsn == 0 || (o != NULL && o->nowait))
-        return SB_OK;
-    return wal_wait(t->s->wal, t->lsn);
-}
-
 static int head_live(const struct txn *t)
 {
-    return t->head != NULL && !(t->head->flags & VF_ABSENT);
+    return sb__version_live(t->head);
 }
 
-static sb_status check_if_rev(const struct txn *t, const sb_write_opts *o)
+static sb_status check_if_rev(const struct txn *t, uint64_t if_rev)
 {
-    if (o == NULL || o->if_rev == 0)
+    if (if_rev == 0)
         return SB_OK;
-    return head_live(t) && t->head->rev == o->if_rev ? SB_OK : SB_CONFLICT;
+    return head_live(t) && t->head->rev == if_rev ? SB_OK : SB_CONFLICT;
 }
 
 /* Commit times never go backwards, even when the wall clock does. */
@@ -483,13 +574,16 @@ void sb__record_of(const struct sb_coll *c, const struct doc *d,
     r->id_len = d->id_len;
     r->cs = version_cs(v);
     r->cs_len = v->cs_len;
+    r->actor = NULL;
+    r->actor_len = 0;
+    r->group = 0;
     r->payload = version_payload(v);
     r->len = (v->flags & VF_ABSENT) ? 0 : v->len;
 }
 
 /* Bytes the version takes as a log record: what compaction would keep. */
-static uint64_t record_bytes(const struct sb_coll *c, const struct doc *d,
-                             const struct version *v)
+uint64_t sb__record_bytes(const struct sb_coll *c, const struct doc *d,
+                          const struct version *v)
 {
     struct record r;
     sb__record_of(c, d, v, &r);
@@ -506,8 +600,7 @@ static struct version *trim_tail(struct doc *d)
     return old;
 }
 
-/* Frees an unlinked version once no read section can hold it any more. */
-static void retire(struct version *v)
+void sb__retire(struct version *v)
 {
     SB_TSAN_READ_END();
     urcu_memb_call_rcu(&v->rcu, on_version_reclaim);
@@ -520,7 +613,9 @@ int sb__expired(const struct sb_store *s, const struct version *v, int64_t now)
 
 /*
  * Trims a chain to the depth and drops the versions older than the
- * retention period; the current version always stays.  Write lock held.
+ * retention period; the current version always stays.  A version a change
+ * set pins leaves the chain but stays in memory (and in live_bytes, since
+ * a snapshot keeps it) until the change set lets it go.  Write lock held.
  */
 static void prune(struct sb_store *s, struct sb_coll *c, struct doc *d,
                   int64_t now)
@@ -528,8 +623,12 @@ static void prune(struct sb_store *s, struct sb_coll *c, struct doc *d,
     while (d->count > s->history ||
            (d->count > 1 && sb__expired(s, d->tail, now))) {
         struct version *old = trim_tail(d);
-        s->live_bytes -= record_bytes(c, d, old);
-        retire(old);
+        if (old->pins & PIN_COUNT) {
+            old->pins |= PIN_DETACHED;
+            continue;
+        }
+        s->live_bytes -= sb__record_bytes(c, d, old);
+        sb__retire(old);
     }
 }
 
@@ -538,13 +637,8 @@ void sb__prune(struct sb_store *s, struct sb_coll *c, struct doc *d)
     prune(s, c, d, sb__now(s));
 }
 
-/*
- * Makes `v`, numbered already, the head of `d` and publishes it: the head
- * (with the version's contents), the index node of a new document, then the
- * revision, then the trim.  Write lock and read section held.
- */
-static void link_head(struct sb_store *s, struct sb_coll *c, struct doc *d,
-                      int fresh, uint64_t hash, struct version *v)
+/* Makes `v` the head of `d`'s chain, without publishing its revision. */
+static void link_version(struct doc *d, struct version *v)
 {
     struct version *head = atomic_load_explicit(&d->head, memory_order_relaxed);
 
@@ -555,72 +649,171 @@ static void link_head(struct sb_store *s, struct sb_coll *c, struct doc *d,
     else
         d->tail = v;
     atomic_store_explicit(&d->head, v, memory_order_release);
-    if (fresh) {
-        cds_lfht_add(c->docs, hash, &d->node);
-        sb__index_added(c);
-    }
     d->count++;
-    atomic_store_explicit(&s->revision, v->rev, memory_order_release);
-    s->live_bytes += record_bytes(c, d, v);
-    prune(s, c, d, sb__now(s));
-}
-
-/* Appends the version to the log, if the store has one. */
-static sb_status log_version(struct txn *t, const struct doc *d,
-                             const struct version *v)
-{
-    if (t->s->wal == NULL)
-        return SB_OK;
-    struct record r;
-    sb__record_of(t->c, d, v, &r);
-    return wal_append(t->s->wal, &r, &t->lsn);
 }
 
 /*
- * Numbers `v`, logs it and makes it the head of the transaction's document,
- * creating the document if needed.  On failure nothing was changed and `v`
- * still belongs to the caller.
+ * Numbers `v` and links it as the head of the operation's document,
+ * creating the document if needed.  On SB_OK the group owns `v`; on
+ * failure it still belongs to the caller.
  */
-static sb_status commit(struct txn *t, struct version *v)
+static sb_status stage(struct txn *t, struct version *v)
 {
-    struct sb_store *s = t->s;
+    struct group *g = t->g;
+    struct sb_store *s = g->s;
+
+    if (g->n == g->cap) {
+        size_t cap = g->cap * 2;
+        struct staged *items = g->items == &g->one
+                                   ? malloc(cap * sizeof(*items))
+                                   : realloc(g->items, cap * sizeof(*items));
+        if (items == NULL)
+            return SB_NOMEM;
+        if (g->items == &g->one)
+            items[0] = g->one;
+        g->items = items;
+        g->cap = cap;
+    }
     struct doc *d = t->d;
     int fresh = d == NULL;
-
     if (fresh && (d = doc_new(t->id, t->id_len)) == NULL)
         return SB_NOMEM;
-    v->rev = atomic_load_explicit(&s->revision, memory_order_relaxed) + 1;
+
+    v->rev =
+        atomic_load_explicit(&s->revision, memory_order_relaxed) + g->n + 1;
     v->time_ns = commit_time(s);
     if (t->head == NULL)
         v->flags |= VF_FIRST;
+    link_version(d, v);
+    if (fresh) {
+        /* Readers may find the document from here on; with no version
+         * published it reads as never written, and stays so if the
+         * group fails (documents are never removed). */
+        cds_lfht_add(t->c->docs, t->hash, &d->node);
+        sb__index_added(t->c);
+    }
+    g->items[g->n++] = (struct staged){t->c, d, v};
+    t->d = d;
+    t->head = v;
+    return SB_OK;
+}
 
-    sb_status st = log_version(t, d, v);
+void sb__group_abort(struct group *g)
+{
+    size_t n = g->n;
+    if (n == 0)
+        return;
+    for (size_t i = n; i-- > 0;) {
+        struct staged *it = &g->items[i];
+        struct version *older =
+            atomic_load_explicit(&it->v->older, memory_order_relaxed);
+        if (older != NULL)
+            older->w.newer = NULL;
+        else
+            it->d->tail = NULL;
+        atomic_store_explicit(&it->d->head, older, memory_order_release);
+        it->d->count--;
+    }
+    /* Readers may still hold them; the next group reuses their revisions,
+     * which visible_head() guards against. */
+    for (size_t i = 0; i < n; i++)
+        sb__retire(g->items[i].v);
+    g->n = 0;
+}
+
+/* Appends the group's records to the log, if the store has one. */
+static sb_status log_group(struct group *g)
+{
+    if (g->s->wal == NULL)
+        return SB_OK;
+    struct record one, *r = g->n == 1 ? &one : malloc(g->n * sizeof(*r));
+    if (r == NULL)
+        return SB_NOMEM;
+    for (size_t i = 0; i < g->n; i++) {
+        sb__record_of(g->items[i].c, g->items[i].d, g->items[i].v, &r[i]);
+        if (g->o != NULL && r[i].cs_len > 0) {
+            r[i].actor = g->o->actor;
+            r[i].actor_len = g->o->actor_len;
+        }
+    }
+    sb_status st = wal_append(g->s->wal, r, g->n, &g->lsn);
+    if (r != &one)
+        free(r);
+    return st;
+}
+
+sb_status sb__group_commit(struct group *g)
+{
+    struct sb_store *s = g->s;
+    if (g->n == 0)
+        return SB_OK;
+
+    sb_status st = log_group(g);
     if (st != SB_OK) {
-        if (fresh)
-            free(d);
+        sb__group_abort(g);
         return st;
     }
-    link_head(s, t->c, d, fresh, t->hash, v);
-    t->d = d;
+    atomic_store_explicit(&s->revision, g->items[g->n - 1].v->rev,
+                          memory_order_release);
+
+    /* Index before pruning: what a change set pins must not be freed. */
+    const char *actor = g->o ? g->o->actor : NULL;
+    size_t actor_len = g->o ? g->o->actor_len : 0;
+    for (size_t i = 0; i < g->n; i++) {
+        struct staged *it = &g->items[i];
+        s->live_bytes += sb__record_bytes(it->c, it->d, it->v);
+        if (it->v->cs_len > 0)
+            sb__cs_note(
+                s, it->c, it->d, it->v,
+                atomic_load_explicit(&it->v->older, memory_order_relaxed),
+                actor, actor_len);
+    }
+    int64_t now = sb__now(s);
+    for (size_t i = 0; i < g->n; i++)
+        prune(s, g->items[i].c, g->items[i].d, now);
+    sb__cs_expire(s);
     sb__compact_maybe(s);
     return SB_OK;
 }
 
-sb_status sb__replay(struct sb_store *s, const struct record *r)
+struct version *sb__version_copy(const struct record *r)
 {
+    sb_write_opts o = {.change_set = r->cs, .change_set_len = r->cs_len};
+    struct version *v = version_new((sb_op)r->op, r->flags, r->restored, &o,
+                                    r->payload, r->len);
+    if (v == NULL)
+        return NULL;
+    v->rev = r->rev;
+    v->time_ns = r->time_ns;
+    v->w.follows = r->follows;
+    return v;
+}
+
+struct doc *sb__doc_ensure(struct sb_coll *c, const void *id, size_t len)
+{
+    uint64_t hash = id_hash(c, id, len);
+    urcu_memb_read_lock();
+    struct doc *d = doc_find(c, id, len, hash);
+    if (d == NULL && (d = doc_new(id, len)) != NULL) {
+        cds_lfht_add(c->docs, hash, &d->node);
+        sb__index_added(c);
+    }
+    urcu_memb_read_unlock();
+    return d;
+}
+
+sb_status sb__replay(struct sb_store *s, const struct record *r, int snapshot)
+{
+    if (r->op == RECORD_OP_CHANGESET || (r->group & RG_PINNED))
+        return sb__cs_replay(s, r);
     sb_coll *c;
     sb_status st = sb_collection_open(s, r->coll, r->coll_len, &c);
     if (st != SB_OK)
         return st;
 
-    sb_write_opts o = {.change_set = r->cs, .change_set_len = r->cs_len};
-    struct version *v = version_new((sb_op)r->op, r->flags, r->restored, &o,
-                                    r->payload, r->len);
+    struct version *v = sb__version_copy(r);
     if (v == NULL)
         return SB_NOMEM;
-    v->rev = r->rev;
-    v->time_ns = r->time_ns;
-    v->w.follows = r->follows;
     if (r->time_ns > s->last_time_ns)
         s->last_time_ns = r->time_ns;
 
@@ -628,15 +821,27 @@ sb_status sb__replay(struct sb_store *s, const struct record *r)
     urcu_memb_read_lock();
     struct doc *d = doc_find(c, r->id, r->id_len, hash);
     int fresh = d == NULL;
-    if (fresh && (d = doc_new(r->id, r->id_len)) == NULL)
+    if (fresh && (d = doc_new(r->id, r->id_len)) == NULL) {
         st = SB_NOMEM;
-    else {
+    } else {
+        struct version *prev =
+            atomic_load_explicit(&d->head, memory_order_relaxed);
+        link_version(d, v);
+        if (fresh) {
+            cds_lfht_add(c->docs, hash, &d->node);
+            sb__index_added(c);
+        }
         /* A snapshot lists each document's versions in turn, so revisions
          * rise per document only: keep the store's at the highest. */
-        uint64_t top = atomic_load_explicit(&s->revision, memory_order_relaxed);
-        link_head(s, c, d, fresh, hash, v);
-        if (top > r->rev)
-            atomic_store_explicit(&s->revision, top, memory_order_release);
+        if (r->rev > atomic_load_explicit(&s->revision, memory_order_relaxed))
+            atomic_store_explicit(&s->revision, r->rev, memory_order_release);
+        s->live_bytes += sb__record_bytes(c, d, v);
+        /* A snapshot's versions are indexed by its change-set records. */
+        if (v->cs_len > 0 && !snapshot)
+            sb__cs_note(s, c, d, v, prev, r->actor, r->actor_len);
+        prune(s, c, d, sb__now(s));
+        if (!snapshot)
+            sb__cs_expire(s);
     }
     urcu_memb_read_unlock();
     if (st != SB_OK)
@@ -644,8 +849,7 @@ sb_status sb__replay(struct sb_store *s, const struct record *r)
     return st;
 }
 
-static void result_fill(sb_result *res, const struct txn *t,
-                        const struct version *v, int was_live)
+static void result_fill(sb_result *res, const struct version *v, int was_live)
 {
     if (res == NULL)
         return;
@@ -654,10 +858,68 @@ static void result_fill(sb_result *res, const struct txn *t,
     res->absent = (v->flags & VF_ABSENT) != 0;
     res->created = !was_live && !res->absent;
     res->restored = version_restored(v);
-    res->lsn = t->lsn;
+}
+
+/*
+ * Ends a single write: commits it if it was staged, and hands its result
+ * out only once it succeeded (an exhausted rollback reports what steps
+ * are available).  Waits for its sync unless told not to.
+ */
+static sb_status single_end(struct group *g, sb_status st, sb_result *r,
+                            sb_result *res)
+{
+    if (st == SB_OK)
+        st = sb__group_commit(g);
+    sb__group_end(g);
+    if (st == SB_HISTORY_EXHAUSTED && res != NULL)
+        *res = *r;
+    if (st != SB_OK)
+        return st;
+    r->lsn = g->lsn;
+    if (res != NULL)
+        *res = *r;
+    return group_sync(g);
 }
 
 enum write_kind { W_CREATE, W_PUT, W_DELETE };
+
+/* Allocates the version a create, put or delete writes; NULL if no memory.
+ * The operation (create or update) is settled when it is staged. */
+static struct version *write_version(enum write_kind kind, const void *payload,
+                                     size_t len, const sb_write_opts *o)
+{
+    return version_new(kind == W_DELETE ? SB_OP_DELETE : SB_OP_CREATE,
+                       kind == W_DELETE ? VF_ABSENT : 0, 0, o, payload, len);
+}
+
+/* Checks and stages a create, put or delete; frees `v` if it fails. */
+static sb_status op_write(struct txn *t, struct version *v,
+                          enum write_kind kind, uint64_t if_rev, sb_result *res)
+{
+    int live = head_live(t);
+    sb_status st;
+    if (kind == W_CREATE && live)
+        st = SB_EXISTS;
+    else if (kind == W_DELETE && !live)
+        st = SB_NOT_FOUND;
+    else if (kind == W_CREATE && if_rev != 0)
+        st = SB_CONFLICT; /* a create has no current version to match */
+    else
+        st = check_if_rev(t, if_rev);
+
+    if (st == SB_OK) {
+        if (kind != W_DELETE && live)
+            v->op = SB_OP_UPDATE;
+        v->w.follows = t->head ? t->head->rev : FOLLOWS_ORIGIN;
+        st = stage(t, v);
+    }
+    if (st != SB_OK) {
+        free(v);
+        return st;
+    }
+    result_fill(res, v, live);
+    return SB_OK;
+}
 
 static sb_status write_doc(sb_coll *c, const void *id, size_t id_len,
                            const void *payload, size_t len,
@@ -671,37 +933,17 @@ static sb_status write_doc(sb_coll *c, const void *id, size_t id_len,
         return SB_INVALID;
 
     /* Copy outside the lock; the operation is settled once locked. */
-    unsigned flags = kind == W_DELETE ? VF_ABSENT : 0;
-    struct version *v =
-        version_new(kind == W_DELETE ? SB_OP_DELETE : SB_OP_CREATE, flags, 0, o,
-                    payload, len);
+    struct version *v = write_version(kind, payload, len, o);
     if (v == NULL)
         return SB_NOMEM;
 
+    struct group g;
     struct txn t;
-    txn_begin(&t, c, id, id_len);
-    int live = head_live(&t);
-    if (kind == W_CREATE && live)
-        st = SB_EXISTS;
-    else if (kind == W_DELETE && !live)
-        st = SB_NOT_FOUND;
-    else
-        st = check_if_rev(&t, o);
-
-    if (st == SB_OK) {
-        if (kind != W_DELETE && live)
-            v->op = SB_OP_UPDATE;
-        v->w.follows = t.head ? t.head->rev : FOLLOWS_ORIGIN;
-        st = commit(&t, v);
-    }
-    if (st == SB_OK)
-        result_fill(res, &t, v, live);
-    txn_end(&t);
-    if (st != SB_OK) {
-        free(v);
-        return st;
-    }
-    return txn_sync(&t, o);
+    sb_result r;
+    sb__group_begin(&g, c->store, o);
+    txn_find(&t, &g, c, id, id_len);
+    st = op_write(&t, v, kind, o ? o->if_rev : 0, &r);
+    return single_end(&g, st, &r, res);
 }
 
 sb_status sb_create(sb_coll *coll, const void *id, size_t id_len,
@@ -729,8 +971,8 @@ sb_status sb_delete(sb_coll *coll, const void *id, size_t id_len,
 /* ---------------------------------------------------------------------- */
 
 /*
- * Walks up to `limit` undo steps back from the head of a chain (all of it
- * published: the write lock is held).  Returns the number of steps that
+ * Walks up to `limit` undo steps back from the head of a chain (write lock
+ * held, so writers' links are stable).  Returns the number of steps that
  * succeed and sets *target to where the last one lands (NULL: the absence
  * before the document's first version).
  */
@@ -761,11 +1003,11 @@ static unsigned undo_walk(const struct sb_store *s, struct version *head,
 }
 
 /*
- * Appends a version restoring `target` (NULL: absence before the first
- * version) to the transaction's document.
+ * Stages a version restoring `target` (NULL: absence before the first
+ * version) on the operation's document.
  */
-static sb_status restore(struct txn *t, struct version *target,
-                         const sb_write_opts *o, sb_result *res)
+static sb_status restore(struct txn *t, const struct version *target,
+                         sb_result *res)
 {
     const void *payload = NULL;
     size_t len = 0;
@@ -781,27 +1023,28 @@ static sb_status restore(struct txn *t, struct version *target,
     }
 
     struct version *v =
-        version_new(SB_OP_ROLLBACK, flags, restored, o, payload, len);
+        version_new(SB_OP_ROLLBACK, flags, restored, t->g->o, payload, len);
     if (v == NULL)
         return SB_NOMEM;
     v->w.follows = follows;
 
     int live = head_live(t);
-    sb_status st = commit(t, v);
+    sb_status st = stage(t, v);
     if (st != SB_OK) {
         free(v);
         return st;
     }
-    result_fill(res, t, v, live);
+    result_fill(res, v, live);
     return SB_OK;
 }
 
-/* Common checks of both rollbacks, once the transaction has begun. */
-static sb_status rollback_check(const struct txn *t, const sb_write_opts *o)
+sb_status sb__group_restore(struct group *g, struct sb_coll *c, struct doc *d,
+                            const struct version *target, sb_result *res)
 {
-    if (t->head == NULL)
-        return SB_NOT_FOUND;
-    return check_if_rev(t, o);
+    struct txn t = {.g = g, .c = c, .id = d->id, .id_len = d->id_len, .d = d};
+    t.hash = id_hash(c, d->id, d->id_len);
+    t.head = atomic_load_explicit(&d->head, memory_order_relaxed);
+    return restore(&t, target, res);
 }
 
 static void exhausted(const struct txn *t, sb_result *res)
@@ -809,8 +1052,44 @@ static void exhausted(const struct txn *t, sb_result *res)
     struct version *ignored;
     if (res != NULL) {
         memset(res, 0, sizeof(*res));
-        res->available = undo_walk(t->s, t->head, UINT_MAX, &ignored);
+        res->available = undo_walk(t->g->s, t->head, UINT_MAX, &ignored);
     }
+}
+
+static sb_status op_rollback_steps(struct txn *t, unsigned steps,
+                                   uint64_t if_rev, sb_result *res)
+{
+    struct version *target;
+    if (t->head == NULL)
+        return SB_NOT_FOUND;
+    sb_status st = check_if_rev(t, if_rev);
+    if (st != SB_OK)
+        return st;
+    if (undo_walk(t->g->s, t->head, steps, &target) < steps) {
+        exhausted(t, res);
+        return SB_HISTORY_EXHAUSTED;
+    }
+    return restore(t, target, res);
+}
+
+static sb_status op_rollback_to(struct txn *t, uint64_t rev, uint64_t if_rev,
+                                sb_result *res)
+{
+    const struct version *target = NULL;
+    struct sb_store *s = t->g->s;
+    if (rev > atomic_load_explicit(&s->revision, memory_order_relaxed))
+        return SB_FUTURE;
+    if (t->head == NULL)
+        return SB_NOT_FOUND;
+    sb_status st = check_if_rev(t, if_rev);
+    if (st != SB_OK)
+        return st;
+    st = find_as_of(s, t->head, t->head, rev, sb__now(s), &target);
+    if (st == SB_HISTORY_EXHAUSTED) {
+        exhausted(t, res);
+        return st;
+    }
+    return restore(t, target, res);
 }
 
 sb_status sb_rollback_steps(sb_coll *coll, const void *id, size_t id_len,
@@ -823,18 +1102,13 @@ sb_status sb_rollback_steps(sb_coll *coll, const void *id, size_t id_len,
     if (steps == 0)
         return SB_INVALID;
 
+    struct group g;
     struct txn t;
-    struct version *target;
-    txn_begin(&t, coll, id, id_len);
-    st = rollback_check(&t, opts);
-    if (st == SB_OK && undo_walk(t.s, t.head, steps, &target) < steps) {
-        st = SB_HISTORY_EXHAUSTED;
-        exhausted(&t, res);
-    }
-    if (st == SB_OK)
-        st = restore(&t, target, opts, res);
-    txn_end(&t);
-    return st == SB_OK ? txn_sync(&t, opts) : st;
+    sb_result r;
+    sb__group_begin(&g, coll->store, opts);
+    txn_find(&t, &g, coll, id, id_len);
+    st = op_rollback_steps(&t, steps, opts ? opts->if_rev : 0, &r);
+    return single_end(&g, st, &r, res);
 }
 
 sb_status sb_rollback_to(sb_coll *coll, const void *id, size_t id_len,
@@ -847,20 +1121,112 @@ sb_status sb_rollback_to(sb_coll *coll, const void *id, size_t id_len,
     if (rev == 0)
         return SB_INVALID;
 
+    struct group g;
     struct txn t;
-    const struct version *target = NULL;
-    txn_begin(&t, coll, id, id_len);
-    if (rev > atomic_load_explicit(&t.s->revision, memory_order_relaxed))
-        st = SB_FUTURE;
-    else
-        st = rollback_check(&t, opts);
-    if (st == SB_OK) {
-        st = find_as_of(t.s, t.head, t.head, rev, sb__now(t.s), &target);
-        if (st == SB_HISTORY_EXHAUSTED)
-            exhausted(&t, res);
+    sb_result r;
+    sb__group_begin(&g, coll->store, opts);
+    txn_find(&t, &g, coll, id, id_len);
+    st = op_rollback_to(&t, rev, opts ? opts->if_rev : 0, &r);
+    return single_end(&g, st, &r, res);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Batches                                                                */
+/* ---------------------------------------------------------------------- */
+
+/* Checks what can be checked of an operation before locking. */
+static int batch_op_valid(const sb_store *s, const sb_batch_op *op)
+{
+    if (op->coll == NULL || op->coll->store != s ||
+        !sb_id_valid(op->id, op->id_len))
+        return 0;
+    switch (op->kind) {
+    case SB_BATCH_CREATE:
+    case SB_BATCH_PUT:
+        return !(op->payload == NULL && op->len > 0) &&
+               op->len <= SB_PAYLOAD_MAX;
+    case SB_BATCH_DELETE:
+        return 1;
+    case SB_BATCH_ROLLBACK_STEPS:
+        return op->steps > 0;
+    case SB_BATCH_ROLLBACK_TO:
+        return op->rev > 0;
     }
-    if (st == SB_OK)
-        st = restore(&t, (struct version *)target, opts, res);
-    txn_end(&t);
-    return st == SB_OK ? txn_sync(&t, opts) : st;
+    return 0;
+}
+
+static sb_status batch_apply(struct group *g, sb_batch_op *op)
+{
+    struct txn t;
+    txn_find(&t, g, op->coll, op->id, op->id_len);
+    switch (op->kind) {
+    case SB_BATCH_CREATE:
+    case SB_BATCH_PUT:
+    case SB_BATCH_DELETE: {
+        enum write_kind kind = op->kind == SB_BATCH_CREATE ? W_CREATE
+                               : op->kind == SB_BATCH_PUT  ? W_PUT
+                                                           : W_DELETE;
+        struct version *v = write_version(kind, op->payload,
+                                          kind == W_DELETE ? 0 : op->len, g->o);
+        if (v == NULL)
+            return SB_NOMEM;
+        return op_write(&t, v, kind, op->if_rev, &op->result);
+    }
+    case SB_BATCH_ROLLBACK_STEPS:
+        return op_rollback_steps(&t, op->steps, op->if_rev, &op->result);
+    case SB_BATCH_ROLLBACK_TO:
+        return op_rollback_to(&t, op->rev, op->if_rev, &op->result);
+    }
+    return SB_INVALID;
+}
+
+sb_status sb_batch(sb_store *store, sb_batch_op *ops, size_t n,
+                   const sb_write_opts *opts, size_t *failed)
+{
+    if (store == NULL || ops == NULL || n == 0 ||
+        (opts != NULL && opts->if_rev != 0))
+        return SB_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        memset(&ops[i].result, 0, sizeof(ops[i].result));
+        ops[i].status = SB_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!batch_op_valid(store, &ops[i])) {
+            ops[i].status = SB_INVALID;
+            if (failed != NULL)
+                *failed = i;
+            return SB_INVALID;
+        }
+    }
+    sb_status st = write_args(ops[0].coll, ops[0].id, ops[0].id_len, opts);
+    if (st != SB_OK) {
+        if (failed != NULL)
+            *failed = 0;
+        return st;
+    }
+
+    struct group g;
+    size_t i = 0;
+    sb__group_begin(&g, store, opts);
+    for (; i < n && st == SB_OK; i++) {
+        st = batch_apply(&g, &ops[i]);
+        ops[i].status = st;
+    }
+    if (st != SB_OK) {
+        sb__group_abort(&g);
+        i--; /* the one that failed */
+    } else {
+        st = sb__group_commit(&g);
+        i = 0; /* a log failure is the whole batch's: name the first */
+    }
+    sb__group_end(&g);
+    if (st != SB_OK) {
+        ops[i].status = st;
+        if (failed != NULL)
+            *failed = i;
+        return st;
+    }
+    for (i = 0; i < n; i++)
+        ops[i].result.lsn = g.lsn;
+    return group_sync(&g);
 }

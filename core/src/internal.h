@@ -59,7 +59,7 @@ struct version {
     uint8_t op;     /* sb_op */
     uint8_t flags;  /* VF_* */
     uint8_t cs_len; /* change-set bytes */
-    uint8_t pad;
+    uint8_t pins;   /* writers only: PIN_* (changeset.c) */
     union {
         struct rcu_head rcu;
         struct {
@@ -106,6 +106,27 @@ struct sb_coll {
 struct wal;
 struct record;
 
+/* Pins of a version (its `pins` byte), under the write lock.  A change set
+ * holds the version a document had just before the change set first
+ * wrote it; such a version is not freed when the ring drops it, only
+ * detached from its chain, until the change set lets it go. */
+#define PIN_COUNT    0x7f /* change sets holding it */
+#define PIN_DETACHED 0x80
+
+/* The change-set index (changeset.c); all under the store's write lock. */
+struct changeset;
+struct cs_index {
+    struct changeset **buckets;
+    size_t nbuckets, count, max;
+    /* Least recently written first; change sets before `first_pinned`
+     * have let their pins go (retention by age). */
+    struct changeset *oldest, *newest, *first_pinned;
+    /* Recovery: pinned versions read from a snapshot, waiting for the
+     * record of the change set that holds them. */
+    struct cs_pending *pending;
+    size_t npending, pending_cap;
+};
+
 struct sb_store {
     _Atomic uint64_t revision; /* last published revision */
     struct wal *wal;           /* NULL for a store in memory only */
@@ -121,12 +142,15 @@ struct sb_store {
     int compacting;
     pthread_cond_t compact_cv;
     uint64_t compact_seq, compact_upto; /* what the background one writes */
+    unsigned char *compact_meta;        /* and the change sets it keeps */
+    size_t compact_meta_len;
     _Atomic uint64_t compactions;
     pthread_mutex_t write_lock;
     int64_t last_time_ns; /* keeps commit times monotonic; under the lock */
     unsigned history;
     uint64_t hash_seed;
     struct cds_lfht *colls;
+    struct cs_index cs; /* under the write lock */
     sb_log_fn log;
     void *log_ctx;
 };
@@ -164,8 +188,65 @@ void sb__doc_seek(struct sb_coll *c, const struct doc *d,
 void sb__compact_maybe(struct sb_store *s);
 void sb__compact_wait(struct sb_store *s);
 
-/* Applies one logged version while the store opens (recover.c). */
-sb_status sb__replay(struct sb_store *s, const struct record *r);
+/* Applies one logged record while the store opens (recover.c); `snapshot`
+ * when it comes from a snapshot rather than a log. */
+sb_status sb__replay(struct sb_store *s, const struct record *r, int snapshot);
+
+/*
+ * Writes staged as one atomic group (doc.c): each version is numbered and
+ * linked into its chain, unpublished, as it is staged, so that later
+ * operations of the group see earlier ones; the commit logs them all in
+ * one append, then publishes the last revision at once.  Write lock and a
+ * read section held from begin to end.
+ */
+struct staged {
+    struct sb_coll *c;
+    struct doc *d;
+    struct version *v;
+};
+struct group {
+    struct sb_store *s;
+    const sb_write_opts *o;
+    struct staged *items, one;
+    size_t n, cap;
+    uint64_t lsn; /* log position of the commit, 0 without a log */
+};
+void sb__group_begin(struct group *g, struct sb_store *s,
+                     const sb_write_opts *o);
+/* Commits (or, on failure, unstages) what was staged; then ends. */
+sb_status sb__group_commit(struct group *g);
+void sb__group_abort(struct group *g);
+void sb__group_end(struct group *g);
+/* Stages a version restoring `target` (NULL: the absence before the first
+ * version) on document `d` of `c`; fills *res. */
+sb_status sb__group_restore(struct group *g, struct sb_coll *c, struct doc *d,
+                            const struct version *target, sb_result *res);
+int sb__version_live(const struct version *v);
+
+/* Change sets (changeset.c).  Write lock held for all but init. */
+void sb__cs_init(struct sb_store *s, size_t max);
+void sb__cs_free(struct sb_store *s);
+/* Indexes `v`, just linked on `d` over `prev` (its former head, NULL for
+ * none), before the chain is pruned. */
+void sb__cs_note(struct sb_store *s, struct sb_coll *c, struct doc *d,
+                 struct version *v, struct version *prev, const char *actor,
+                 size_t actor_len);
+/* Drops change sets over the count, and pins past the retention. */
+void sb__cs_expire(struct sb_store *s);
+/* Replays a snapshot's RG_PINNED or RECORD_OP_CHANGESET record. */
+sb_status sb__cs_replay(struct sb_store *s, const struct record *r);
+/* Finds document `id` of `c`, adding it, never written, if missing. */
+struct doc *sb__doc_ensure(struct sb_coll *c, const void *id, size_t len);
+/* What a snapshot must add to keep the index: encoded records. */
+sb_status sb__cs_snapshot(struct sb_store *s, unsigned char **buf, size_t *len);
+/* Frees a version a chain no longer holds, once readers are done. */
+void sb__retire(struct version *v);
+uint64_t sb__record_bytes(const struct sb_coll *c, const struct doc *d,
+                          const struct version *v);
+struct doc *sb__doc_find(struct sb_coll *c, const void *id, size_t len);
+const char *sb__version_cs(const struct version *v);
+const unsigned char *sb__version_payload(const struct version *v);
+struct version *sb__version_copy(const struct record *r);
 
 /* Passes a message to the host's log callback, if it gave one. */
 void sb__log(const struct sb_store *s, sb_log_level level, const char *fmt, ...)

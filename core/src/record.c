@@ -53,7 +53,7 @@ static uint64_t get64(const unsigned char *p)
 size_t record_size(const struct record *r)
 {
     return RECORD_HEAD + RECORD_FIXED + r->coll_len + r->id_len + r->cs_len +
-           r->len;
+           r->actor_len + r->len;
 }
 
 void record_encode(const struct record *r, unsigned char *out)
@@ -70,17 +70,23 @@ void record_encode(const struct record *r, unsigned char *out)
     b[34] = (unsigned char)r->coll_len;
     b[35] = (unsigned char)r->cs_len;
     put16(b + 36, (uint16_t)r->id_len);
-    put16(b + 38, 0);
+    b[38] = (unsigned char)r->actor_len;
+    b[39] = r->group;
     put32(b + 40, (uint32_t)r->len);
 
     unsigned char *p = b + RECORD_FIXED;
-    memcpy(p, r->coll, r->coll_len);
+    if (r->coll_len)
+        memcpy(p, r->coll, r->coll_len);
     p += r->coll_len;
-    memcpy(p, r->id, r->id_len);
+    if (r->id_len)
+        memcpy(p, r->id, r->id_len);
     p += r->id_len;
     if (r->cs_len)
         memcpy(p, r->cs, r->cs_len);
     p += r->cs_len;
+    if (r->actor_len)
+        memcpy(p, r->actor, r->actor_len);
+    p += r->actor_len;
     if (r->len)
         memcpy(p, r->payload, r->len);
 
@@ -92,8 +98,14 @@ void record_encode(const struct record *r, unsigned char *out)
 /* Checks the decoded fields against the data model's rules. */
 static int fields_valid(const struct record *r)
 {
+    if (r->op == RECORD_OP_CHANGESET)
+        return r->coll_len == 0 && r->id_len == 0 && r->cs_len > 0 &&
+               r->cs_len <= SB_CHANGE_SET_MAX && r->actor_len <= SB_ACTOR_MAX &&
+               r->group == 0;
     return r->rev != 0 && r->op >= SB_OP_CREATE && r->op <= SB_OP_ROLLBACK &&
            (r->flags & ~(VF_ABSENT | VF_FIRST)) == 0 &&
+           (r->group & ~(RG_MORE | RG_PINNED)) == 0 &&
+           r->actor_len <= SB_ACTOR_MAX &&
            sb_collection_name_valid(r->coll, r->coll_len) &&
            sb_id_valid(r->id, r->id_len) && r->cs_len <= SB_CHANGE_SET_MAX &&
            !((r->flags & VF_ABSENT) && r->len != 0);
@@ -125,16 +137,20 @@ enum record_check record_decode(const unsigned char *buf, size_t avail,
     r->coll_len = b[34];
     r->cs_len = b[35];
     r->id_len = get16(b + 36);
+    r->actor_len = b[38];
+    r->group = b[39];
     r->len = get32(b + 40);
-    if (get16(b + 38) != 0 ||
-        RECORD_FIXED + r->coll_len + r->id_len + r->cs_len + r->len != body_len)
+    if (RECORD_FIXED + r->coll_len + r->id_len + r->cs_len + r->actor_len +
+            r->len !=
+        body_len)
         return RECORD_BAD;
 
     const char *p = (const char *)b + RECORD_FIXED;
     r->coll = p;
     r->id = p + r->coll_len;
     r->cs = r->id + r->id_len;
-    r->payload = r->cs + r->cs_len;
+    r->actor = r->cs + r->cs_len;
+    r->payload = r->actor + r->actor_len;
     if (!fields_valid(r))
         return RECORD_BAD;
     *size = RECORD_HEAD + body_len;

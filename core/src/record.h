@@ -10,8 +10,12 @@
  *   body:
  *     u64 rev, i64 time_ns, u64 follows, u64 restored
  *     u8 op, u8 flags, u8 collection_len, u8 change_set_len
- *     u16 id_len, u16 reserved (0), u32 payload_len
- *     collection, id, change set, payload
+ *     u16 id_len, u8 actor_len, u8 group (RG_*), u32 payload_len
+ *     collection, id, change set, actor, payload
+ *
+ * Besides versions (op SB_OP_*), a snapshot holds what the change-set
+ * index needs (changeset.c): copies of pinned versions (RG_PINNED) and one
+ * record per change set (op RECORD_OP_CHANGESET, no collection or id).
  *
  * The magic lets recovery look for intact records past a damaged one, to
  * tell a torn tail (nothing intact after it) from damage in the middle.
@@ -26,6 +30,12 @@
 #define RECORD_HEAD  16          /* magic, body_len, checksum */
 #define RECORD_FIXED 44          /* fixed part of the body */
 
+/* Values of the `group` byte. */
+#define RG_MORE   0x01 /* the next record belongs to the same atomic write */
+#define RG_PINNED 0x02 /* snapshot: a pinned version, not in its chain */
+
+#define RECORD_OP_CHANGESET 0x10
+
 struct record {
     uint64_t rev;
     int64_t time_ns;
@@ -38,6 +48,9 @@ struct record {
     size_t id_len;
     const char *cs;
     size_t cs_len;
+    const char *actor;
+    size_t actor_len;
+    uint8_t group; /* RG_* */
     const void *payload;
     size_t len;
 };

@@ -194,9 +194,9 @@ static sb_status cut(struct replay *rp, size_t at, size_t len, int middle)
 
 /* Decides what a damaged record at `at` means; see the top of the file. */
 static sb_status damaged(struct replay *rp, const unsigned char *buf,
-                         size_t len, size_t at)
+                         size_t len, size_t at, size_t cut_at)
 {
-    int middle = intact_after(buf, len, at + 1, rp->last_rev);
+    int middle = at < len && intact_after(buf, len, at + 1, rp->last_rev);
     for (size_t j = rp->index + 1; j < rp->n && !middle; j++)
         middle = file_size(rp->w, rp->seqs[j]) > 0;
     if (middle && !rp->repair) {
@@ -207,37 +207,86 @@ static sb_status damaged(struct replay *rp, const unsigned char *buf,
                 at, rp->seqs[rp->index], rp->w->dir, rp->records);
         return SB_CORRUPT;
     }
-    return cut(rp, at, len, middle);
+    return cut(rp, cut_at, len, middle);
 }
 
+/* Applies the records of one atomic group, in order. */
+static sb_status replay_group(struct replay *rp, const struct record *group,
+                              size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct record *r = &group[i];
+        sb_status st = sb__replay(rp->s, r, rp->snapshot);
+        if (st != SB_OK)
+            return st;
+        if (r->op == RECORD_OP_CHANGESET || (r->group & RG_PINNED))
+            continue; /* the index, not a version */
+        if (r->rev > rp->last_rev)
+            rp->last_rev = r->rev;
+        rp->records++;
+    }
+    return SB_OK;
+}
+
+/*
+ * Replays a file's records.  A write of several records (a batch, a
+ * change-set rollback) is applied only once its last record is read: one
+ * whose records end early, at the end of the file or at damage, was never
+ * acknowledged, and is cut off with the torn tail.
+ */
 static sb_status replay_buf(struct replay *rp, const unsigned char *buf,
                             size_t len)
 {
-    size_t at = 0;
-    while (at < len) {
+    struct record *group = NULL;
+    size_t n = 0, cap = 0, at = 0, group_at = 0;
+    uint64_t group_rev = rp->last_rev;
+    sb_status st = SB_OK;
+
+    while (st == SB_OK && at < len) {
         struct record r;
         size_t size;
         enum record_check c = record_decode(buf + at, len - at, &r, &size);
-        if (c == RECORD_OK && r.rev <= rp->last_rev && !rp->snapshot)
+        if (c == RECORD_OK && r.rev <= group_rev && !rp->snapshot)
             c = RECORD_BAD; /* revisions only go up */
         if (c != RECORD_OK && rp->snapshot) {
             sb__log(rp->s, SB_LOG_ERROR,
                     "recovery: damaged record at offset %zu of the "
                     "snapshot " WAL_SNAP_FMT " in %s; refusing to open",
                     at, rp->seqs[rp->index], rp->w->dir);
-            return SB_CORRUPT; /* written whole before renamed: not a crash */
+            st = SB_CORRUPT; /* written whole before renamed: not a crash */
+            break;
         }
-        if (c != RECORD_OK)
-            return damaged(rp, buf, len, at);
-        sb_status st = sb__replay(rp->s, &r);
-        if (st != SB_OK)
-            return st;
-        if (r.rev > rp->last_rev)
-            rp->last_rev = r.rev;
-        rp->records++;
+        if (c != RECORD_OK) {
+            st = damaged(rp, buf, len, at, n ? group_at : at);
+            n = 0;
+            break;
+        }
+        if (n == cap) {
+            size_t more = cap ? cap * 2 : 16;
+            struct record *g = realloc(group, more * sizeof(*g));
+            if (g == NULL) {
+                st = SB_NOMEM;
+                break;
+            }
+            group = g;
+            cap = more;
+        }
+        if (n == 0)
+            group_at = at;
+        group[n++] = r;
+        if (!rp->snapshot)
+            group_rev = r.rev;
         at += size;
+        if (!(r.group & RG_MORE)) {
+            st = replay_group(rp, group, n);
+            n = 0;
+        }
     }
-    return SB_OK;
+    /* The file ends inside a group: its last records never got written. */
+    if (st == SB_OK && n > 0)
+        st = damaged(rp, buf, len, len, group_at);
+    free(group);
+    return st;
 }
 
 static sb_status replay_file(struct replay *rp)

@@ -71,6 +71,7 @@ void sb_options_init(sb_options *opts)
     opts->fsync_interval_ms = 10;
     opts->compact_ratio = 2.0;
     opts->compact_min_bytes = (uint64_t)64 << 20;
+    opts->max_change_sets = 100000;
 }
 
 int64_t sb__now(const struct sb_store *s)
@@ -156,6 +157,7 @@ sb_status sb_store_open(const sb_options *opts, sb_store **out)
     s->hash_seed = random_seed();
     s->log = opts->log;
     s->log_ctx = opts->log_ctx;
+    sb__cs_init(s, opts->max_change_sets);
 
     /* Replaying the log writes to the store like any writer does. */
     sb_status st = SB_OK;
@@ -365,6 +367,7 @@ void sb_store_close(sb_store *store)
     int was_registered = thread_registered;
     sb_thread_register();
     urcu_memb_barrier();
+    sb__cs_free(store); /* before the chains: it reads pinned versions */
 
     /* Unlink everything, then destroy the tables, then free the nodes. */
     struct sb_coll *colls = NULL;

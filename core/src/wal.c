@@ -83,9 +83,12 @@ static sb_status append_failed(struct wal *w, int err)
     return err == ENOSPC || err == EDQUOT ? SB_NOSPACE : SB_IO;
 }
 
-sb_status wal_append(struct wal *w, const struct record *r, uint64_t *lsn)
+sb_status wal_append(struct wal *w, const struct record *r, size_t count,
+                     uint64_t *lsn)
 {
-    size_t n = record_size(r);
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        n += record_size(&r[i]);
     if (n > w->buf_cap) {
         unsigned char *buf = realloc(w->buf, n);
         if (buf == NULL)
@@ -93,7 +96,14 @@ sb_status wal_append(struct wal *w, const struct record *r, uint64_t *lsn)
         w->buf = buf;
         w->buf_cap = n;
     }
-    record_encode(r, w->buf);
+    /* One write for the group, each record but the last marked as
+     * followed by more of it: recovery applies a group whole or not. */
+    for (size_t i = 0, at = 0; i < count; i++) {
+        struct record one = r[i];
+        one.group = i + 1 < count ? RG_MORE : 0;
+        record_encode(&one, w->buf + at);
+        at += record_size(&one);
+    }
 
     /* An injected fault lands half the record first, like a real crash
      * or a disk filling up in mid-write would. */

@@ -63,11 +63,13 @@ sb_status wal_open(struct sb_store *s, const sb_options *o, struct wal **out);
 void wal_close(struct wal *w);
 
 /*
- * Appends one record.  Called with the store's write lock held, before the
- * version is applied.  On SB_OK, *lsn is what wal_wait() needs.  On
+ * Appends `count` records as one atomic group (recovery replays all of
+ * them or none).  Called with the store's write lock held, before the
+ * versions are published.  On SB_OK, *lsn is what wal_wait() needs.  On
  * SB_NOSPACE or SB_IO the file is as it was before the call.
  */
-sb_status wal_append(struct wal *w, const struct record *r, uint64_t *lsn);
+sb_status wal_append(struct wal *w, const struct record *r, size_t count,
+                     uint64_t *lsn);
 
 /* Waits, as the fsync mode requires, until `lsn` is durable.  Outside the
  * store's lock.  SB_OK or SB_IO. */

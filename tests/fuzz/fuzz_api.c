@@ -4,8 +4,12 @@
  * validation and the handlers, on a real store.
  *
  * Input layout: METHOD '\n' TARGET '\n' CONTENT-TYPE '\n' IF-MATCH '\n'
- * BODY.  A missing field is absent from the request (a missing body means
- * "no body at all", which the rollback endpoint treats specially).
+ * [HEADER '\n']... BODY.  A missing field is absent from the request (a
+ * missing body means "no body at all", which the rollback endpoint treats
+ * specially).  The optional HEADER lines, "X-Change-Set: V", "X-Actor: V"
+ * or "Idempotency-Key: V", set those headers; the first line that is none
+ * of them starts the body, so inputs written before they existed keep
+ * their meaning.
  *
  * An input that starts with "MCP\n" goes to the MCP endpoint instead:
  * METHOD '\n' MCP-PROTOCOL-VERSION '\n' MCP-SESSION-ID '\n' MCP-METHOD
@@ -32,8 +36,10 @@ static void api_reset(void)
     mcp_free(mcp);
     if (api != NULL)
         api_free(api);
-    struct api_config cfg = {
-        .history = 4, .max_body = 1 << 16, .compact_ratio = 2};
+    struct api_config cfg = {.history = 4,
+                             .max_body = 1 << 16,
+                             .compact_ratio = 2,
+                             .max_change_sets = 64};
     cfg.keys = calloc(1, sizeof(*cfg.keys));
     if (cfg.keys == NULL)
         abort();
@@ -63,6 +69,38 @@ static const char *field(const char **p, const char *end, size_t *len)
     *len = nl ? (size_t)(nl - start) : (size_t)(end - start);
     *p = nl ? nl + 1 : NULL;
     return start;
+}
+
+/* Takes "PREFIXVALUE" as the header that `prefix` names; 0 if it is not. */
+static int header_line(const char *line, size_t len, const char *prefix,
+                       const char **value, size_t *value_len)
+{
+    size_t n = strlen(prefix);
+    if (len < n || memcmp(line, prefix, n) != 0)
+        return 0;
+    *value = line + n;
+    *value_len = len - n;
+    return 1;
+}
+
+/* Reads the optional header lines that follow IF-MATCH. */
+static void headers(const char **p, const char *end, struct api_req *req)
+{
+    for (;;) {
+        const char *rest = *p;
+        size_t len;
+        const char *line = field(&rest, end, &len);
+        if (line == NULL)
+            return;
+        if (!header_line(line, len, "X-Change-Set: ", &req->change_set,
+                         &req->change_set_len) &&
+            !header_line(line, len, "X-Actor: ", &req->actor,
+                         &req->actor_len) &&
+            !header_line(line, len, "Idempotency-Key: ", &req->idempotency_key,
+                         &req->idempotency_key_len))
+            return;
+        *p = rest;
+    }
 }
 
 /* As field(), but an empty field is absent too (a header not sent). */
@@ -101,6 +139,7 @@ static void fuzz_mcp(const char *p, const char *end)
     }
     mcp_handle(mcp, &req, &resp);
     check(&resp);
+    /* A 200 is one JSON-RPC response or a batch of them. */
     if (resp.status == 200 &&
         (resp.body_len == 0 || (resp.body[0] != '{' && resp.body[0] != '[')))
         abort();
@@ -125,6 +164,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         return 0;
     req.content_type = field(&p, end, &req.content_type_len);
     req.if_match = field(&p, end, &req.if_match_len);
+    headers(&p, end, &req);
     if (p != NULL) {
         req.body = p;
         req.body_len = (size_t)(end - p);

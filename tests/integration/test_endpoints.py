@@ -434,11 +434,14 @@ class VersionsTest(DefaultServerTest):
                          [doc("a", v=2), None, doc("a", v=2), doc("a", v=1)])
         for v in versions:
             self.assertRegex(v["at"], AT)
-            self.assertNotIn("change_set", v)  # the REST API never sets one
+            # Writes without X-Change-Set get a change set of their own.
+            self.assertRegex(v["change_set"], r"^auto-[0-9a-f]{20}$")
             self.assertEqual("restored" in v, v["op"] == "rollback")
-            expected_keys = ["version", "op", "at"] + (["restored"] if "restored" in v else [])
+            expected_keys = ["version", "op", "at", "change_set"] + (
+                ["restored"] if "restored" in v else [])
             self.assertEqual(list(v), expected_keys + ["doc"])
         self.assertEqual(versions[0]["restored"], r2)
+        self.assertEqual(len({v["change_set"] for v in versions}), 4, "one change set per write")
 
         for v in versions:
             one = self.s.get("%s/a/versions/%d" % (self.c, v["version"]))
