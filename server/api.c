@@ -4,7 +4,7 @@
  * api_rollback.c, api_batch.c and api_changeset.c.
  *
  * Routes:
- *   GET  /_health
+ *   GET  /_health                 GET  /_collections
  *   POST /_batch
  *   GET  /_changesets             GET  /_changesets/{id}
  *   POST /_changesets/{id}/rollback
@@ -533,6 +533,8 @@ static handler_fn route_server(struct call *c)
 
     if (n == 1 && is(name, "_health"))
         return pick(c, "GET", "GET", handle_health, NULL, NULL);
+    if (n == 1 && is(name, "_collections"))
+        return pick(c, "GET", "GET", handle_collections, NULL, NULL);
     if (n == 1 && is(name, "_batch"))
         return pick(c, "POST", "POST", handle_batch, NULL, NULL);
     if (n == 1 && is(name, "_changesets"))

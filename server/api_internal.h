@@ -106,6 +106,7 @@ void reply_rollback_refused(struct call *c, sb_status st, const sb_result *res,
                             uint64_t to_version);
 
 /* Handlers, one per route and method. */
+void handle_collections(struct call *c);
 void handle_list(struct call *c);
 void handle_get(struct call *c);
 void handle_versions(struct call *c);

@@ -1,6 +1,6 @@
 /*
  * api_read.c - the read endpoints: a document, as of a revision, its
- * versions, and the paginated list of a collection.
+ * versions, the paginated list of a collection, and the collections.
  *
  * Each handler copies what it needs out of the store inside one short read
  * section; the response is sent after the section has ended.
@@ -318,4 +318,69 @@ void handle_list(struct call *c)
     }
     buf_free(&p.body);
     buf_free(&p.last_id);
+}
+
+/* ---------------------------------------------------------------------- */
+
+struct names {
+    struct uri_str *v; /* points into the store: valid while it is open */
+    size_t n, cap;
+    int oom;
+};
+
+static int on_collection(void *ctx, const char *name, size_t len)
+{
+    struct names *ns = ctx;
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 16;
+        struct uri_str *v = realloc(ns->v, cap * sizeof(*v));
+        if (v == NULL) {
+            ns->oom = 1;
+            return 1;
+        }
+        ns->v = v;
+        ns->cap = cap;
+    }
+    ns->v[ns->n].s = name;
+    ns->v[ns->n].len = len;
+    ns->n++;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const struct uri_str *x = a, *y = b;
+    int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+    return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* GET /_collections: the names, sorted.  A collection is never removed, so
+ * its name stays valid after the read section. */
+void handle_collections(struct call *c)
+{
+    static const char *const params[] = {NULL};
+    struct names ns = {0};
+    struct buf b = {0};
+
+    if (!check_params(c, params))
+        return;
+    sb_read_lock();
+    sb_collection_each(c->api->store, on_collection, &ns);
+    sb_read_unlock();
+    if (ns.oom) {
+        free(ns.v);
+        reply_oom(c);
+        return;
+    }
+    if (ns.n > 1)
+        qsort(ns.v, ns.n, sizeof(*ns.v), by_name);
+    buf_puts(&b, "[");
+    for (size_t i = 0; i < ns.n; i++) {
+        if (i > 0)
+            buf_puts(&b, ",");
+        buf_json_string(&b, ns.v[i].s, ns.v[i].len);
+    }
+    buf_puts(&b, "]");
+    free(ns.v);
+    reply_body(c, 200, &b);
 }

@@ -65,6 +65,7 @@
 
 #include <h2o.h>
 
+#include "mcp.h"
 #include "snapback.h"
 #include "syncer.h"
 
@@ -121,6 +122,7 @@ struct worker {
 struct handler {
     h2o_handler_t super;
     struct api *api;
+    struct mcp *mcp; /* NULL: no MCP endpoint */
 };
 
 /* An answer held back until the write it reports is durable.  Lives in the
@@ -270,6 +272,22 @@ static const char *header_named(h2o_req_t *req, const char *name, size_t *len)
     return v.base;
 }
 
+static void to_mcp_req(h2o_req_t *req, struct mcp_req *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->method = req->method.base;
+    in->method_len = req->method.len;
+    in->origin = header_named(req, "origin", &in->origin_len);
+    in->accept = header_value(req, H2O_TOKEN_ACCEPT, &in->accept_len);
+    in->content_type = header_value(req, H2O_TOKEN_CONTENT_TYPE, &in->content_type_len);
+    in->protocol_version = header_named(req, "mcp-protocol-version", &in->protocol_version_len);
+    in->session_id = header_named(req, "mcp-session-id", &in->session_id_len);
+    in->mcp_method = header_named(req, "mcp-method", &in->mcp_method_len);
+    in->mcp_name = header_named(req, "mcp-name", &in->mcp_name_len);
+    in->body = req->entity.base;
+    in->body_len = req->entity.base != NULL ? req->entity.len : 0;
+}
+
 static void to_api_req(h2o_req_t *req, struct api_req *in)
 {
     in->method = req->method.base;
@@ -410,8 +428,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
     if (w->stopping)
         req->http1_is_persistent = 0; /* draining: tell the client not to reuse it */
-    to_api_req(req, &in);
-    api_handle(h->api, &in, &out);
+    if (h->mcp != NULL && mcp_is_target(req->path.base, req->path.len)) {
+        struct mcp_req mcp_in;
+        to_mcp_req(req, &mcp_in);
+        mcp_handle(h->mcp, &mcp_in, &out);
+    } else {
+        to_api_req(req, &in);
+        api_handle(h->api, &in, &out);
+    }
     body = set_response(req, &out);
     lsn = out.lsn;
     api_resp_free(&out);
@@ -769,6 +793,7 @@ static void setup_config(struct http_server *srv, const struct http_config *cfg,
     handler = (struct handler *)h2o_create_handler(path, sizeof(*handler));
     handler->super.on_req = on_req;
     handler->api = api;
+    handler->mcp = cfg->mcp;
     filter = h2o_create_filter(&host->fallback_path, sizeof(*filter));
     filter->on_setup_ostream = on_error_setup_ostream;
     srv->config_ready = 1;

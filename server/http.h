@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "api.h"
+#include "mcp.h"
 
 struct http_config {
     const struct sockaddr *addr; /* where to listen; copied */
@@ -19,6 +20,7 @@ struct http_config {
     unsigned threads;       /* worker threads, at least 1 */
     size_t max_body;        /* largest request body; above it, 413 */
     const char *access_log; /* file to append one line per request to, or NULL */
+    struct mcp *mcp;        /* serves MCP_PATH; borrowed, outlives the server; NULL: none */
 };
 
 struct http_server;

@@ -18,6 +18,7 @@
 
 #include "api.h"
 #include "http.h"
+#include "mcp.h"
 #include "options.h"
 #include "snapback.h"
 
@@ -79,6 +80,10 @@ static char *format_started(const struct options *opts)
             fputs(" access_log=", f);
             put_value(f, opts->access_log);
         }
+        for (size_t i = 0; i < opts->norigins; i++) {
+            fputs(" allow_origin=", f);
+            put_value(f, opts->origins[i]);
+        }
         fputc('\n', f);
         fclose(f);
     }
@@ -116,8 +121,10 @@ static int serve(struct options *opts, const sigset_t *stop_signals)
         .max_body = opts->api.max_body,
         .access_log = opts->access_log,
     };
+    struct mcp_config mcp_cfg = {.origins = opts->origins, .norigins = opts->norigins};
     struct http_server *srv;
     struct timespec stop_at;
+    struct mcp *mcp;
     struct api *api;
     char *started;
     size_t cut;
@@ -141,7 +148,15 @@ static int serve(struct options *opts, const sigset_t *stop_signals)
     }
     opts->api.keys = NULL; /* api_new() took them */
     opts->api.nkeys = 0;
+    if (mcp_new(api, &mcp_cfg, &mcp) != 0) {
+        fprintf(stderr, "level=error module=main msg=\"cannot set up the MCP endpoint\"\n");
+        api_free(api);
+        free(started);
+        return 1;
+    }
+    http.mcp = mcp;
     if (http_server_start(&http, api, &srv) != 0) {
+        mcp_free(mcp);
         api_free(api);
         free(started);
         return 1;
@@ -153,6 +168,7 @@ static int serve(struct options *opts, const sigset_t *stop_signals)
         sig = SIGTERM;
     clock_gettime(CLOCK_MONOTONIC, &stop_at);
     cut = http_server_stop(srv);
+    mcp_free(mcp);
     api_free(api);
     fprintf(stderr,
             "level=info module=main msg=\"snapbackd stopped\" signal=%s drain_ms=%.0f "

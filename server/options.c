@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mcp.h"
 #include "snapback.h"
 
 enum {
@@ -35,6 +36,7 @@ enum {
     OPT_RETAIN,
     OPT_COMPACT_RATIO,
     OPT_COMPACT_MIN,
+    OPT_ALLOW_ORIGIN,
     OPT_CHANGE_SETS,
     OPT_HELP,
     OPT_VERSION,
@@ -55,6 +57,7 @@ static const struct option long_options[] = {
     {"retain", required_argument, NULL, OPT_RETAIN},
     {"compact-ratio", required_argument, NULL, OPT_COMPACT_RATIO},
     {"compact-min", required_argument, NULL, OPT_COMPACT_MIN},
+    {"allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN},
     {"change-sets", required_argument, NULL, OPT_CHANGE_SETS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -110,6 +113,9 @@ static void print_help(void)
            "  --compact-ratio R        compact when the log passes R times the retained\n"
            "                           data, 0 for never (default 2)\n"
            "  --compact-min BYTES      and is at least this big; K, M, G (default 64M)\n"
+           "  --allow-origin ORIGIN    also let web pages of ORIGIN (scheme://host[:port])\n"
+           "                           use the MCP endpoint " MCP_PATH "; repeatable\n"
+           "                           (default: loopback origins only)\n"
            "  --change-sets N          change sets remembered for listing and rollback,\n"
            "                           0 to %d; the least recently written are\n"
            "                           forgotten first; 0 remembers none (default %d)\n"
@@ -310,6 +316,26 @@ static int parse_duration(const char *s, int64_t *ns)
     return 0;
 }
 
+/* Appends an --allow-origin value to opts->origins. */
+static enum options_result add_origin(struct options *opts, const char *s)
+{
+    const char **origins;
+
+    if (!mcp_origin_valid(s))
+        return bad_value(OPT_ALLOW_ORIGIN,
+                         "an origin such as https://example.com or http://10.0.0.5:3000 "
+                         "(http or https, a host, an optional port, no path)",
+                         s);
+    origins = realloc(opts->origins, (opts->norigins + 1) * sizeof(*origins));
+    if (origins == NULL) {
+        fprintf(stderr, "snapbackd: out of memory while reading --allow-origin\n");
+        return OPTIONS_EXIT_USAGE;
+    }
+    opts->origins = origins;
+    opts->origins[opts->norigins++] = s;
+    return OPTIONS_RUN;
+}
+
 /* Reads a byte count with an optional K, M or G suffix, up to 1 TiB. */
 static int parse_bytes(const char *s, uint64_t *out)
 {
@@ -394,6 +420,8 @@ static enum options_result apply(struct options *opts, int opt, const char *arg)
         if (parse_bytes(arg, &opts->api.compact_min) != 0)
             return bad_value(opt, "a size such as 4096, 512K, 64M or 2G", arg);
         return OPTIONS_RUN;
+    case OPT_ALLOW_ORIGIN:
+        return add_origin(opts, arg);
     case OPT_CHANGE_SETS:
         if (parse_uint(arg, strlen(arg), OPTIONS_CHANGE_SETS_MAX, &v) != 0)
             return bad_value(opt, "an integer from 0 to 100000000", arg);
@@ -471,4 +499,7 @@ void options_free(struct options *opts)
     free(opts->api.keys);
     opts->api.keys = NULL;
     opts->api.nkeys = 0;
+    free(opts->origins);
+    opts->origins = NULL;
+    opts->norigins = 0;
 }

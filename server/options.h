@@ -30,6 +30,8 @@ struct options {
     struct api_config api;          /* history, max_body, keys (owned), ... */
     const char *access_log;         /* path from argv, or NULL: no log */
     int in_memory;                  /* --in-memory: api.data_dir is NULL */
+    const char **origins;           /* --allow-origin values (owned array, strings in argv) */
+    size_t norigins;
 };
 
 /* What the caller should do once options_parse() returns. */
@@ -42,13 +44,14 @@ enum options_result {
 /*
  * Parses argv into `out`.  Prints --help and --version to stdout and errors
  * to stderr itself (one line, then "try --help").  On OPTIONS_RUN the caller
- * owns out->api.keys and frees them with options_free() unless api_new() took
- * them.  On any other result `out` holds nothing to free.  Not thread-safe
- * (getopt_long keeps global state); call once, from main().
+ * owns out->api.keys and out->origins and frees them with options_free()
+ * (unless api_new() took the keys).  On any other result `out` holds nothing to free.  Not
+ * thread-safe (getopt_long keeps global state); call once, from main().
  */
 enum options_result options_parse(int argc, char **argv, struct options *out);
 
-/* Frees what options_parse() allocated (the key rules); `opts` may be NULL. */
+/* Frees what options_parse() allocated (the key rules, the origin list);
+ * `opts` may be NULL. */
 void options_free(struct options *opts);
 
 #endif /* SNAPBACKD_OPTIONS_H */

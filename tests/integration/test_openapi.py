@@ -11,9 +11,12 @@ import re
 
 import harness
 
-# The route table of server/api.c's header comment.
+# The route table of server/api.c's header comment, and the MCP endpoint
+# (server/mcp.h) that server/http.c routes to before it.
 SERVER_ROUTES = {
     "/_health": {"get"},
+    "/_collections": {"get"},
+    "/_mcp": {"post", "delete"},
     "/_batch": {"post"},
     "/_changesets": {"get"},
     "/_changesets/{id}": {"get"},
