@@ -17,7 +17,8 @@
  * Every write (the POST, PUT and DELETE routes) goes through handle_write():
  * X-Change-Set, X-Actor and Idempotency-Key are checked before the handler
  * runs, the change set is made up when the request names none, and the
- * answer carries X-Change-Set.  Every answer carries X-Revision, added once
+ * answer carries X-Change-Set (a made-up one only if something was
+ * written).  Every answer carries X-Revision, added once
  * the handler is done (finish()).
  */
 #include "api_internal.h"
@@ -685,6 +686,19 @@ static int write_headers(struct call *c, const char *fresh_prefix)
     return 1;
 }
 
+/*
+ * A change set the client named is echoed on every answer.  One the server
+ * made up is sent only when the request wrote under it: after an error or
+ * a dry run it names a change set that does not exist, and a client that
+ * kept it to undo the write later would be told 404.
+ */
+static void add_change_set(struct call *c)
+{
+    if (c->req->change_set != NULL ||
+        (c->resp->status >= 200 && c->resp->status < 300 && !c->wrote_nothing))
+        add_header(c, "x-change-set", c->cs);
+}
+
 static void add_revision(struct call *c)
 {
     add_revision_header(c->resp, c->has_revision ? c->revision : sb_store_revision(c->api->store));
@@ -707,7 +721,7 @@ static void handle_write(struct call *c, handler_fn fn)
 
     if (r->idempotency_key == NULL) {
         fn(c);
-        add_header(c, "x-change-set", c->cs);
+        add_change_set(c);
         return;
     }
 
@@ -736,7 +750,7 @@ static void handle_write(struct call *c, handler_fn fn)
     }
 
     fn(c);
-    add_header(c, "x-change-set", c->cs);
+    add_change_set(c);
     add_revision(c);
     idem_finish(c->api->idem, r->idempotency_key, r->idempotency_key_len, c->resp);
 }

@@ -431,6 +431,8 @@ static void reply_undo(struct call *c, const struct undo *u, struct plans *pl)
     if (applied) {
         c->resp->lsn = o->lsn;
         set_revision(c, o->last_rev);
+    } else {
+        c->wrote_nothing = 1;
     }
     reply_body(c, refused ? 409 : 200, &b);
 }

@@ -36,6 +36,7 @@ struct call {
     size_t cs_len;
     const char *actor;
     size_t actor_len;
+    int wrote_nothing; /* a success that wrote nothing: a dry run, say */
 
     /* The store revision the response reflects, for X-Revision; when
      * has_revision is 0, the store's revision once the response is done

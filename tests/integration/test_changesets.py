@@ -1425,6 +1425,20 @@ class HeaderTest(ChangeSetCase):
                          ("redo", "redo"))
         self.assertEqual(self.changeset("redo")["documents"][0]["id"], "c")
 
+        # A made-up id is left out when nothing was written: it would name
+        # a change set that does not exist.  A named one is still echoed.
+        for method, path, body, status in (("DELETE", "/w/absent", None, 404),
+                                           ("PUT", "/w/c", {"id": "other"}, 422),
+                                           ("POST", "/_batch", [], 400)):
+            r = self.ok(self.call(method, path, body), status)
+            self.assertIsNone(r.header("x-change-set"), "%s %s" % (method, path))
+        r = self.undo("named", 200, "?dry_run=true")
+        self.assertIsNone(r.header("x-change-set"))
+        self.assertIsNone(r.json()["rollback_change_set"])
+        r = self.undo("named", 200, "?dry_run=true", cs="planned")
+        self.assertEqual(r.header("x-change-set"), "planned")
+        self.ok(self.call("GET", "/_changesets/planned"), 404)
+
     def test_nothing_to_undo(self):
         self.start()
         self.ok(self.call("PUT", "/n/a", {"id": "a"}, write_headers("gone")), 201)
