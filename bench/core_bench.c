@@ -12,7 +12,9 @@
  * The change-set cases write a change set over every document of a fresh
  * store, untimed, and time only its rollback; the read-during-rollback case
  * counts the gets a second thread completes while the rollback runs, and
- * compares with the same reader beside an idle writer.
+ * compares with the same reader beside an idle writer, and beside a thread
+ * that keeps a core and the memory bus as busy without touching the store
+ * (what the machine alone takes from the reader).
  */
 /* clock_gettime() and nanosleep() lie outside strict C11. */
 #define _POSIX_C_SOURCE 200809L
@@ -41,7 +43,8 @@
 #define N_SCAN     10000 /* documents in the scanned collection */
 #define N_PUT      1024  /* documents the put benchmark rewrites */
 #define N_BATCH    100   /* puts per batch */
-#define IDLE_NS    100000000 /* the idle writer's window: 100 ms */
+#define IDLE_NS    100000000   /* the idle writer's window: 100 ms */
+#define BUSY_BYTES (32u << 20) /* the busy thread's buffer: beyond the L2 */
 #define PAYLOAD    100
 #define ID_CAP     32
 #define STRIDE     7919 /* prime, so k * STRIDE visits every index */
@@ -563,10 +566,29 @@ static void *run_reader(void *p)
     return NULL;
 }
 
-/* One window of the reader beside this thread, which either rolls back
- * change set `name` or sleeps for IDLE_NS; the reader's count and time
- * are added to *gets and e->timed_ns. */
-static int read_window(struct bench_env *e, const char *name, uint64_t *gets)
+enum beside { BESIDE_ROLLBACK, BESIDE_IDLE, BESIDE_BUSY };
+
+/* Rewrites a private buffer for IDLE_NS: a core and the memory bus kept
+ * busy, the store untouched. */
+static int keep_busy(void)
+{
+    unsigned char *buf = malloc(BUSY_BYTES);
+    uint64_t end = now_ns() + IDLE_NS;
+
+    if (buf == NULL)
+        return -1;
+    for (unsigned char k = 0; now_ns() < end; k++)
+        memset(buf, k, BUSY_BYTES);
+    sink += buf[BUSY_BYTES / 2];
+    free(buf);
+    return 0;
+}
+
+/* One window of the reader beside this thread, which rolls back change
+ * set `name`, sleeps, or keeps busy, as `how` says; the reader's count and
+ * time are added to *gets and e->timed_ns. */
+static int read_window(struct bench_env *e, enum beside how, const char *name,
+                       uint64_t *gets)
 {
     struct reader r = {.e = e};
     pthread_t t;
@@ -577,8 +599,10 @@ static int read_window(struct bench_env *e, const char *name, uint64_t *gets)
     while (!atomic_load(&r.ready))
         ;
     atomic_store_explicit(&r.go, 1, memory_order_release);
-    if (name != NULL) {
+    if (how == BESIDE_ROLLBACK) {
         rc = undo_change_set(e, name) == SB_OK ? 0 : -1;
+    } else if (how == BESIDE_BUSY) {
+        rc = keep_busy();
     } else {
         struct timespec ts = {0, IDLE_NS};
         nanosleep(&ts, NULL);
@@ -600,7 +624,7 @@ static uint64_t get_during_rollback(struct bench_env *e, unsigned thread,
     e->timed_ns = 0;
     for (uint64_t k = 0; k < n; k++)
         e->errors += write_change_set(e, k, name) != 0 ||
-                     read_window(e, name, &gets) != 0;
+                     read_window(e, BESIDE_ROLLBACK, name, &gets) != 0;
     return gets;
 }
 
@@ -615,7 +639,22 @@ static uint64_t get_beside_idle(struct bench_env *e, unsigned thread,
     e->timed_ns = 0;
     for (uint64_t k = 0; k < n; k++)
         e->errors += write_change_set(e, k, name) != 0 ||
-                     read_window(e, NULL, &gets) != 0;
+                     read_window(e, BESIDE_IDLE, name, &gets) != 0;
+    return gets;
+}
+
+/* The same again, beside a thread as busy as the rollback's but away from
+ * the store: the slowdown the two cores' sharing alone explains. */
+static uint64_t get_beside_busy(struct bench_env *e, unsigned thread,
+                                uint64_t n)
+{
+    uint64_t gets = 0;
+    char name[32];
+
+    e->timed_ns = 0;
+    for (uint64_t k = 0; k < n; k++)
+        e->errors += write_change_set(e, k, name) != 0 ||
+                     read_window(e, BESIDE_BUSY, name, &gets) != 0;
     return gets;
 }
 
@@ -639,6 +678,7 @@ static const struct bench_case cases[] = {
     {"cs_rollback_100k", prepare_100k, cs_rollback, 1, 1},
     {"get_during_cs_rollback_100k", prepare_100k, get_during_rollback, 1, 1},
     {"get_beside_idle_writer_100k", prepare_100k, get_beside_idle, 1, 1},
+    {"get_beside_busy_thread_100k", prepare_100k, get_beside_busy, 1, 1},
 };
 
 const struct bench_case *bench_cases(unsigned *count)

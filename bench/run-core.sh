@@ -12,10 +12,11 @@
 # to this script's parent).
 #
 # Both modes run every case, the change-set ones included: those
-# (cs_rollback_*, get_during_cs_rollback_100k, get_beside_idle_writer_100k)
-# build a change set over every document untimed before each iteration and
-# report only the rollback's time (or the reader's window) as manual_time;
-# in --brief mode they still run one whole iteration each, about 2 s in all.
+# (cs_rollback_*, get_during_cs_rollback_100k, get_beside_idle_writer_100k,
+# get_beside_busy_thread_100k) build a change set over every document
+# untimed before each iteration and report only the rollback's time (or the
+# reader's window) as manual_time; in --brief mode they still run one whole
+# iteration each, about 2 s in all.
 set -eu
 
 mode=full

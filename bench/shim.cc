@@ -142,6 +142,8 @@ int main(int argc, char **argv)
                 "bare_lfht_lookup_threads/real_time/threads:2");
     print_rate_ratio(reporter, "get_during_cs_rollback_100k/manual_time",
                      "get_beside_idle_writer_100k/manual_time");
+    print_rate_ratio(reporter, "get_beside_busy_thread_100k/manual_time",
+                     "get_beside_idle_writer_100k/manual_time");
 
     bench_env_close(g_env);
     bench_thread_leave();
