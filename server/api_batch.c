@@ -31,7 +31,7 @@ static const char *const op_fields[OP_KINDS][7] = {
     {"op", "collection", "document", NULL},
     {"op", "collection", "id", "document", "if_match", "if_none_match", NULL},
     {"op", "collection", "id", "if_match", NULL},
-    {"op", "collection", "id", "steps", "to_version", NULL},
+    {"op", "collection", "id", "steps", "to_version", "if_match", NULL},
 };
 
 /* One operation, as checked. */
@@ -231,8 +231,8 @@ static int parse_op(struct call *c, json_t *elem, const struct json_span *span, 
         return parse_preconditions(c, elem, op) && parse_document(c, elem, span, op);
     case OP_DELETE:
         return parse_preconditions(c, elem, op); /* if_none_match is not a member it takes */
-    default:
-        return parse_rollback(c, elem, op);
+    default:                                     /* if_none_match is not a member it takes either */
+        return parse_preconditions(c, elem, op) && parse_rollback(c, elem, op);
     }
 }
 

@@ -50,6 +50,11 @@ struct call {
     const char *op_name;
 };
 
+/* Reads If-Match / If-None-Match (api_write.c); replies and returns 0
+ * when malformed.  PRE_MATCH_REV leaves the ETag's revision in *rev. */
+enum precondition { PRE_NONE, PRE_MATCH_ANY, PRE_MATCH_REV, PRE_CREATE_ONLY };
+int parse_precondition(struct call *c, enum precondition *pre, uint64_t *rev);
+
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX     1000
 

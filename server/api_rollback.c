@@ -3,8 +3,11 @@
  *
  * What to undo comes from the body ({"steps":N} or {"to_version":REV}) or
  * from ?steps=N; a request without a body (curl -X POST) or with an empty
- * one means one step.  The core does the undo; this file only turns the
- * request into its arguments and its answer into HTTP.  POST /_batch shares
+ * one means one step.  If-Match: "REV" makes it conditional on the
+ * document's current version, a deletion included, so that a client can
+ * undo its own write only if nobody wrote since.  The core does the undo;
+ * this file only turns the request into its arguments and its answer into
+ * HTTP.  POST /_batch shares
  * the refusals (reply_rollback_refused()).
  */
 #include "api_internal.h"
@@ -128,8 +131,16 @@ static void restored(struct call *c, sb_coll *coll, const sb_result *res)
 void handle_rollback(struct call *c)
 {
     struct rollback_args a;
-    if (!parse_args(c, &a))
+    enum precondition pre;
+    uint64_t if_rev = 0;
+    if (!parse_precondition(c, &pre, &if_rev) || !parse_args(c, &a))
         return;
+    if (pre == PRE_MATCH_ANY || pre == PRE_CREATE_ONLY) {
+        reply_error(c, 400, "invalid_precondition",
+                    "A rollback takes If-Match with the ETag of the version it must find, such as "
+                    "\"42\"; \"*\" and If-None-Match have no meaning for it.");
+        return;
+    }
 
     sb_coll *coll = NULL;
     sb_read_lock();
@@ -138,6 +149,7 @@ void handle_rollback(struct call *c)
 
     sb_result res = {0};
     sb_write_opts opts = write_opts(c);
+    opts.if_rev = if_rev;
     if (st == SB_OK && a.steps)
         st = sb_rollback_steps(coll, c->id.s, c->id.len, (unsigned)a.steps, &opts, &res);
     else if (st == SB_OK)
@@ -162,6 +174,11 @@ void reply_rollback_refused(struct call *c, sb_status st, const sb_result *res, 
     case SB_FUTURE:
         reply_error(c, 422, "future_revision", "Version %llu has not been written yet.",
                     (unsigned long long)to_version);
+        break;
+    case SB_CONFLICT:
+        reply_error(c, 412, "precondition_failed",
+                    "The document's current version is not the one in If-Match; it was written "
+                    "since.");
         break;
     default:
         reply_store_error(c, st);

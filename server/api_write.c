@@ -115,10 +115,7 @@ out:
 
 /* ---------------------------------------------------------------------- */
 
-enum precondition { PRE_NONE, PRE_MATCH_ANY, PRE_MATCH_REV, PRE_CREATE_ONLY };
-
-/* Reads If-Match / If-None-Match; replies and returns 0 when malformed. */
-static int parse_precondition(struct call *c, enum precondition *pre, uint64_t *rev)
+int parse_precondition(struct call *c, enum precondition *pre, uint64_t *rev)
 {
     const struct api_req *r = c->req;
     *pre = PRE_NONE;

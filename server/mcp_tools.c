@@ -176,8 +176,10 @@ static const struct tool tools[] = {
      "{'type':'object','properties':{" P_COLLECTION "," P_ID ",'steps':{'type':'integer',"
      "'minimum':1,'maximum':4294967295,'description':'How many writes to undo (default 1)'},"
      "'to_version':{'type':'integer','minimum':1,'description':'Restore the state the document "
-     "had at this store revision (see list_versions)'}," P_CHANGE_SET "},'required':["
-     "'collection','id'],'additionalProperties':false}",
+     "had at this store revision (see list_versions)'},'if_match':{'type':'integer','minimum':1,"
+     "'description':'Roll back only if the current version of the document (a deletion "
+     "included) has this revision; otherwise nothing is written'}," P_CHANGE_SET "},"
+     "'required':['collection','id'],'additionalProperties':false}",
      "{'type':'object','properties':{" O_WRITE_COMMON ",'deleted':{'type':'boolean'},"
      "'document':{'type':['object','null']}},'required':[" O_WRITE_REQUIRED ",'deleted',"
      "'document']}",
@@ -681,8 +683,9 @@ static const char *hint(const char *code, int status)
         {"not_found", "Check the collection and the id; list_documents shows what exists, and "
                       "list_versions shows a deleted document's history."},
         {"already_exists", "Use put_document to replace it, or give the document another id."},
-        {"precondition_failed", "Read the document again with get_document and pass its "
-                                "current revision as if_match, or leave if_match out."},
+        {"precondition_failed", "The document was written since; list_versions shows by "
+                                "whom. Pass its current revision as if_match, or leave "
+                                "if_match out to overwrite that write too."},
         {"future_revision", "Use a revision at or below the store's current one."},
         {"version_not_found", "list_versions shows the retained versions."},
         {"change_set_not_found",
@@ -780,7 +783,8 @@ static void undo_call(struct buf *b, const char *name, const char *tool)
     buf_printf(b, ",\"%s\":{\"tool\":\"%s\",\"arguments\":{", name, tool);
 }
 
-/* `undo`: back to the document's state just before revision `rev`. */
+/* `undo`: back to the document's state just before revision `rev`, unless
+ * it has been written since (then the undo would revert that too). */
 static void undo_rollback_to(struct buf *b, const char *coll, size_t coll_len, const char *id,
                              size_t id_len, uint64_t rev)
 {
@@ -788,7 +792,8 @@ static void undo_rollback_to(struct buf *b, const char *coll, size_t coll_len, c
     field_str(b, "collection", coll, coll_len);
     buf_puts(b, ",");
     field_str(b, "id", id, id_len);
-    buf_printf(b, ",\"to_version\":%llu}}", (unsigned long long)(rev - 1));
+    buf_printf(b, ",\"to_version\":%llu,\"if_match\":%llu}}", (unsigned long long)(rev - 1),
+               (unsigned long long)rev);
 }
 
 /* `undo` of a write that made a document exist: delete it, unless it has
@@ -1092,6 +1097,7 @@ static enum mcp_tool_status rollback_document(struct mcp_call *c)
                  (unsigned long long)(steps ? steps : to));
     if (body[0] != '\0')
         set_json_body(&r, body, strlen(body));
+    set_if_match(&r, arg_u64(c, "if_match"));
     if (rest_run(c, &r, "POST", WRITE) != 0)
         goto out;
     if (r.resp.status != 200 && r.resp.status != 204) {

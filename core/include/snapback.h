@@ -437,7 +437,9 @@ typedef struct sb_write_opts {
     size_t actor_len;
     /* Compare-and-set: when non-zero, the write happens only if the
      * document's current version has this revision (and, for the document
-     * to count as current, it must exist); otherwise SB_CONFLICT. */
+     * to count as current, it must exist; for a rollback, a deletion
+     * counts too, so that a delete can be undone only while it is the
+     * latest write); otherwise SB_CONFLICT. */
     uint64_t if_rev;
     /* With SB_FSYNC_ALWAYS: return once the write is logged and applied,
      * without waiting for its sync; the caller must not report the write

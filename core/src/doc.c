@@ -535,6 +535,15 @@ static sb_status check_if_rev(const struct txn *t, uint64_t if_rev)
     return head_live(t) && t->head->rev == if_rev ? SB_OK : SB_CONFLICT;
 }
 
+/* A rollback's precondition may name a deletion: undoing a delete only if
+ * it is still the latest write is the point of giving one. */
+static sb_status check_if_head(const struct txn *t, uint64_t if_rev)
+{
+    if (if_rev == 0)
+        return SB_OK;
+    return t->head != NULL && t->head->rev == if_rev ? SB_OK : SB_CONFLICT;
+}
+
 /* Commit times never go backwards, even when the wall clock does. */
 static int64_t commit_time(struct sb_store *s)
 {
@@ -1062,7 +1071,7 @@ static sb_status op_rollback_steps(struct txn *t, unsigned steps,
     struct version *target;
     if (t->head == NULL)
         return SB_NOT_FOUND;
-    sb_status st = check_if_rev(t, if_rev);
+    sb_status st = check_if_head(t, if_rev);
     if (st != SB_OK)
         return st;
     if (undo_walk(t->g->s, t->head, steps, &target) < steps) {
@@ -1081,7 +1090,7 @@ static sb_status op_rollback_to(struct txn *t, uint64_t rev, uint64_t if_rev,
         return SB_FUTURE;
     if (t->head == NULL)
         return SB_NOT_FOUND;
-    sb_status st = check_if_rev(t, if_rev);
+    sb_status st = check_if_head(t, if_rev);
     if (st != SB_OK)
         return st;
     st = find_as_of(s, t->head, t->head, rev, sb__now(s), &target);

@@ -961,6 +961,8 @@ class BadInputTest(ChangeSetCase):
             ({"op": "delete", "collection": "bad", "id": "c", "if_match": a_rev}, 412,
              "precondition_failed"),
             ({"op": "rollback", "collection": "bad", "id": "x", "steps": 1}, 404, "not_found"),
+            ({"op": "rollback", "collection": "bad", "id": "c", "steps": 1,
+              "if_match": a_rev}, 412, "precondition_failed"),
             ({"op": "rollback", "collection": "bad", "id": "c", "steps": 5}, 409,
              "history_exhausted"),
             ({"op": "rollback", "collection": "bad", "id": "c", "to_version": top + 1000}, 422,

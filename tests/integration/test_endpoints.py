@@ -378,6 +378,24 @@ class RollbackTest(DefaultServerTest):
         self.assertEqual(self.rollback("b", 200).json(), doc("b", v=1))
         self.assertEqual(self.rollback("b", 204).body, b"")
 
+    def test_rollback_if_match(self):
+        revs = self.four_versions("m")
+        stale = ['If-Match: "%d"' % revs[-2]]
+        self.assertError(self.rollback("m", 412, headers=stale), 412, "precondition_failed")
+        self.assertEqual(self.s.get(self.c + "/m").header("etag"), '"%d"' % revs[-1])
+        r = self.rollback("m", 200, headers=['If-Match: "%d"' % revs[-1]])
+        self.assertEqual(r.json(), doc("m", v=3))
+        # A delete's revision (its answer's ETag) is current for a rollback.
+        gone = self.s.delete(self.c + "/m")
+        self.assertStatus(gone, 204)
+        r = self.rollback("m", 200, json_body={"steps": 1}, headers=["If-Match: " + gone.header("etag")])
+        self.assertEqual(r.json(), doc("m", v=3))
+        self.assertError(self.rollback("m", 412, headers=["If-Match: " + gone.header("etag")]),
+                         412, "precondition_failed")
+        for bad in ('If-Match: *', 'If-None-Match: *', 'If-Match: 12'):
+            self.assertError(self.rollback("m", 400, headers=[bad]), 400, "invalid_precondition")
+        self.assertEqual(self.s.get(self.c + "/m").json(), doc("m", v=3))
+
     def test_rollback_errors(self):
         self.assertError(self.rollback("nobody", 404), 404, "not_found")
         self.assertError(self.s.post("/nocoll_rb/x/rollback"), 404, "not_found")

@@ -295,12 +295,21 @@ class StatelessTest(McpTest):
         self.assertEqual(created["undo"]["tool"], "delete_document")
         put = c.call("put_document", collection="undo", id="d", document={"id": "d", "v": 2})
         self.assertEqual(put["undo"], {"tool": "rollback_document", "arguments": {
-            "collection": "undo", "id": "d", "to_version": put["revision"] - 1}})
+            "collection": "undo", "id": "d", "to_version": put["revision"] - 1,
+            "if_match": put["revision"]}})
         deleted = c.call("delete_document", collection="undo", id="d")
+        self.assertEqual(deleted["undo"]["arguments"]["if_match"], deleted["revision"])
 
         c.call(deleted["undo"]["tool"], **deleted["undo"]["arguments"])
         self.assertEqual(srv.get("/undo/d").body, b'{"id":"d","v":2}')
-        c.call(put["undo"]["tool"], **put["undo"]["arguments"])
+        # Undos name the version they undo: the put's no longer holds once
+        # anything (here the undo of the delete) was written after it.
+        text = c.call_error(put["undo"]["tool"], **put["undo"]["arguments"])
+        self.assertIn("precondition_failed", text)
+        self.assertEqual(srv.get("/undo/d").body, b'{"id":"d","v":2}')
+        args = dict(put["undo"]["arguments"])
+        del args["if_match"]
+        c.call(put["undo"]["tool"], **args)
         self.assertEqual(srv.get("/undo/d").body, b'{"id":"d","v":1}')
         c.call("put_document", collection="undo", id="d", document={"id": "d", "v": 3})
         back = c.call("rollback_document", collection="undo", id="d", steps=1)
@@ -359,7 +368,8 @@ class StatelessTest(McpTest):
         self.assertIn("put_document", text)
         text = c.call_error("put_document", collection="f", id="one", if_match=999999,
                             document={"id": "one"})
-        self.assertIn("get_document", text)
+        self.assertIn("list_versions", text)
+        self.assertIn("precondition_failed", text)
         text = c.call_error("get_change_set", change_set="never-written")
         self.assertIn("list_change_sets", text)
         text = c.call_error("rollback_document", collection="f", id="one", steps=5)

@@ -314,8 +314,8 @@ static void m_rollback(struct model *m, const struct op *op, struct outcome *o)
         o->status = SB_FUTURE;
     else if (d->n == 0)
         o->status = SB_NOT_FOUND;
-    else if (m_conflicts(d, op->if_rev))
-        o->status = SB_CONFLICT;
+    else if (op->if_rev != 0 && m_head(d)->rev != op->if_rev)
+        o->status = SB_CONFLICT; /* a deletion counts as current here */
     if (o->status != SB_OK)
         return;
 

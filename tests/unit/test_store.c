@@ -1199,6 +1199,37 @@ static void test_rollback_to(void **state)
     assert_int_equal(sb_store_revision(fx->store), 11);
 }
 
+/* A rollback's if_rev must name the current version, a deletion included,
+ * and a refused one changes nothing. */
+static void test_rollback_if_rev(void **state)
+{
+    struct fx *fx = *state;
+    sb_result res;
+
+    put_ok(fx->coll, "a", "A");              /* 1 */
+    uint64_t b = put_ok(fx->coll, "a", "B"); /* 2 */
+    assert_int_equal(do_steps(fx->coll, "a", 1, 1, &res), SB_CONFLICT);
+    assert_int_equal(do_to(fx->coll, "a", 1, 1, &res), SB_CONFLICT);
+    assert_int_equal(sb_store_revision(fx->store), 2);
+    assert_live(fx->coll, "a", "B");
+    assert_rolled(do_to(fx->coll, "a", 1, b, &res), &res, 3, 0, 1);
+    assert_live(fx->coll, "a", "A");
+
+    /* The revision of a delete: the undo goes through while the delete is
+     * the latest write, and only then. */
+    uint64_t d = delete_ok(fx->coll, "a"); /* 4 */
+    assert_rolled(do_steps(fx->coll, "a", 1, d, &res), &res, 5, 0, 3);
+    assert_live(fx->coll, "a", "A");
+    assert_int_equal(do_steps(fx->coll, "a", 1, d, &res), SB_CONFLICT);
+    assert_int_equal(sb_store_revision(fx->store), 5);
+
+    /* Other writes still want a live document. */
+    d = delete_ok(fx->coll, "a"); /* 6 */
+    assert_int_equal(do_put(fx->coll, "a", "C", d, &res), SB_CONFLICT);
+    assert_int_equal(do_delete(fx->coll, "a", d, &res), SB_NOT_FOUND);
+    assert_absent(fx->coll, "a");
+}
+
 static void test_rollback_never_written(void **state)
 {
     struct fx *fx = *state;
@@ -1580,6 +1611,7 @@ int main(void)
         T(test_rollback_create_and_delete),
         T(test_rollback_through_rollback),
         T(test_rollback_to),
+        T(test_rollback_if_rev),
         T(test_rollback_never_written),
         TH(test_history_exhausted, setup_h3),
         TH(test_history_one, setup_h1),
