@@ -614,9 +614,10 @@ static int read_window(struct bench_env *e, enum beside how, const char *name,
     return rc;
 }
 
-/* Items are the reader's gets, so the rate reads as gets per second. */
-static uint64_t get_during_rollback(struct bench_env *e, unsigned thread,
-                                    uint64_t n)
+/* n windows, each after writing a change set over every document (which
+ * the window may roll back); items are the reader's gets, so the rate
+ * reads as gets per second. */
+static uint64_t read_windows(struct bench_env *e, uint64_t n, enum beside how)
 {
     uint64_t gets = 0;
     char name[32];
@@ -624,8 +625,14 @@ static uint64_t get_during_rollback(struct bench_env *e, unsigned thread,
     e->timed_ns = 0;
     for (uint64_t k = 0; k < n; k++)
         e->errors += write_change_set(e, k, name) != 0 ||
-                     read_window(e, BESIDE_ROLLBACK, name, &gets) != 0;
+                     read_window(e, how, name, &gets) != 0;
     return gets;
+}
+
+static uint64_t get_during_rollback(struct bench_env *e, unsigned thread,
+                                    uint64_t n)
+{
+    return read_windows(e, n, BESIDE_ROLLBACK);
 }
 
 /* The same store and writes, but the writer sleeps instead of rolling
@@ -633,14 +640,7 @@ static uint64_t get_during_rollback(struct bench_env *e, unsigned thread,
 static uint64_t get_beside_idle(struct bench_env *e, unsigned thread,
                                 uint64_t n)
 {
-    uint64_t gets = 0;
-    char name[32];
-
-    e->timed_ns = 0;
-    for (uint64_t k = 0; k < n; k++)
-        e->errors += write_change_set(e, k, name) != 0 ||
-                     read_window(e, BESIDE_IDLE, name, &gets) != 0;
-    return gets;
+    return read_windows(e, n, BESIDE_IDLE);
 }
 
 /* The same again, beside a thread as busy as the rollback's but away from
@@ -648,14 +648,7 @@ static uint64_t get_beside_idle(struct bench_env *e, unsigned thread,
 static uint64_t get_beside_busy(struct bench_env *e, unsigned thread,
                                 uint64_t n)
 {
-    uint64_t gets = 0;
-    char name[32];
-
-    e->timed_ns = 0;
-    for (uint64_t k = 0; k < n; k++)
-        e->errors += write_change_set(e, k, name) != 0 ||
-                     read_window(e, BESIDE_BUSY, name, &gets) != 0;
-    return gets;
+    return read_windows(e, n, BESIDE_BUSY);
 }
 
 static const struct bench_case cases[] = {
