@@ -18,7 +18,8 @@
                                       medians, ratios: table on stdout,
                                       OUT_DIR/compare.csv, OUT_DIR/compare.dat
 
-TSV lines for `http`: GROUP, METHOD, PATH, BODY (may be empty), tab-separated.
+TSV lines for `http`: GROUP, METHOD, PATH, BODY (may be empty), tab-separated,
+then optionally extra header lines, "|"-separated.
 For `resp`: GROUP, then the command's arguments. GROUP is the cycle a
 connection replays in drive.c's loop mode (0 for everything otherwise).
 """
@@ -41,8 +42,11 @@ def cmd_http(hostport):
     out = sys.stdout.buffer
     host = hostport.encode()
     for line in sys.stdin.buffer:
-        group, method, path, body = line.rstrip(b"\n").split(b"\t", 3)
+        # GROUP METHOD PATH BODY [HEADERS]: HEADERS, "|"-separated.
+        group, method, path, body, *extra = line.rstrip(b"\n").split(b"\t", 4)
         head = b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, host)
+        for h in extra[0].split(b"|") if extra else []:
+            head += h + b"\r\n"
         if body:
             head += b"Content-Type: application/json\r\n"
         head += b"Content-Length: %d\r\n\r\n" % len(body)
@@ -113,11 +117,14 @@ def cmd_job(system, phase, rnd, rev="0", *shas):
     out = []
     keys = range(JOB_KEYS)
     if system == "snapbackd":
-        if phase in ("seed", "write"):
-            out = ["0\tPUT\t%s\t%s" % (job_key(system, i), seed(i) if phase == "seed" else job(i, rnd))
+        # The job's writes name its change set; the undo is one request.
+        if phase == "seed":
+            out = ["0\tPUT\t%s\t%s" % (job_key(system, i), seed(i)) for i in keys]
+        elif phase == "write":
+            out = ["0\tPUT\t%s\t%s\tX-Change-Set: job-round-%d" % (job_key(system, i), job(i, rnd), rnd)
                    for i in keys]
         elif phase == "undo":
-            out = ["0\tPOST\t%s/rollback\t" % job_key(system, i) for i in keys]
+            out = ["0\tPOST\t/_changesets/job-round-%d/rollback\t" % rnd]
     elif system == "prototype":
         if phase == "seed":
             out = ['0\tPOST\t/users\t{"name":"%s","email":"%s"}'
