@@ -55,6 +55,7 @@ sb_status api_new(const struct api_config *cfg, struct api **out)
     opts.compact_min_bytes = cfg->compact_min;
     opts.log = cfg->log;
     opts.max_change_sets = cfg->max_change_sets;
+    opts.max_automatic_change_sets = cfg->max_auto_change_sets;
     api->idem = idem_new(IDEM_KEYS, IDEM_BYTES, IDEM_WINDOW_NS);
     if (api->idem == NULL) {
         free(api);
@@ -346,7 +347,8 @@ sb_write_opts write_opts(const struct call *c)
                        .change_set_len = c->cs_len,
                        .actor = c->actor,
                        .actor_len = c->actor_len,
-                       .nowait = 1};
+                       .nowait = 1,
+                       .change_set_automatic = c->cs_automatic};
     return o;
 }
 
@@ -680,6 +682,8 @@ static int write_headers(struct call *c, const char *fresh_prefix)
     } else {
         csid_new(fresh_prefix, c->cs);
         c->cs_len = strlen(c->cs);
+        /* The undo of a change set is worth keeping like a named one. */
+        c->cs_automatic = strcmp(fresh_prefix, "auto-") == 0;
     }
     c->actor = r->actor;
     c->actor_len = r->actor_len;

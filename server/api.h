@@ -34,11 +34,12 @@ struct api_config {
     sb_fsync fsync;
     unsigned fsync_interval_ms;
     int repair;
-    int64_t retain_ns;      /* 0: keep versions until the ring drops them */
-    double compact_ratio;   /* 0: no automatic compaction */
-    uint64_t compact_min;   /* bytes */
-    sb_log_fn log;          /* the store's rare messages (recovery), may be NULL */
-    size_t max_change_sets; /* change sets remembered; 0 keeps none */
+    int64_t retain_ns;           /* 0: keep versions until the ring drops them */
+    double compact_ratio;        /* 0: no automatic compaction */
+    uint64_t compact_min;        /* bytes */
+    sb_log_fn log;               /* the store's rare messages (recovery), may be NULL */
+    size_t max_change_sets;      /* change sets remembered; 0 keeps none */
+    size_t max_auto_change_sets; /* of those, made up for a request, at most */
 };
 
 struct api;

@@ -37,6 +37,7 @@ struct call {
     const char *actor;
     size_t actor_len;
     int wrote_nothing; /* a success that wrote nothing: a dry run, say */
+    int cs_automatic;  /* cs was made up for this request alone */
 
     /* The store revision the response reflects, for X-Revision; when
      * has_revision is 0, the store's revision once the response is done

@@ -58,9 +58,10 @@ static char *format_started(const struct options *opts)
     if (keys != NULL && (f = open_memstream(&line, &line_len)) != NULL) {
         fprintf(f,
                 "level=info module=main msg=\"snapbackd started\" version=%s listen=%s "
-                "threads=%u history=%u max_body=%zu change_sets=%zu keys=",
+                "threads=%u history=%u max_body=%zu change_sets=%zu auto_change_sets=%zu "
+                "keys=",
                 SB_VERSION_STRING, opts->listen_text, opts->threads, opts->api.history,
-                opts->api.max_body, opts->api.max_change_sets);
+                opts->api.max_body, opts->api.max_change_sets, opts->api.max_auto_change_sets);
         put_value(f, keys);
         if (opts->api.data_dir != NULL) {
             static const char *const modes[] = {"always", "batch", "never"};

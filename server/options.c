@@ -38,6 +38,7 @@ enum {
     OPT_COMPACT_MIN,
     OPT_ALLOW_ORIGIN,
     OPT_CHANGE_SETS,
+    OPT_AUTO_CHANGE_SETS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -59,6 +60,7 @@ static const struct option long_options[] = {
     {"compact-min", required_argument, NULL, OPT_COMPACT_MIN},
     {"allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN},
     {"change-sets", required_argument, NULL, OPT_CHANGE_SETS},
+    {"auto-change-sets", required_argument, NULL, OPT_AUTO_CHANGE_SETS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -119,11 +121,14 @@ static void print_help(void)
            "  --change-sets N          change sets remembered for listing and rollback,\n"
            "                           0 to %d; the least recently written are\n"
            "                           forgotten first; 0 remembers none (default %d)\n"
+           "  --auto-change-sets N     of those, the ones the server made up for writes\n"
+           "                           without X-Change-Set, at most; 0 to %d, so that\n"
+           "                           they never push out named ones (default %d)\n"
            "  --help                   print this help and exit\n"
            "  --version                print the version and exit\n",
            OPTIONS_LISTEN_DEFAULT, OPTIONS_THREADS_MAX, default_threads(), SB_HISTORY_MAX,
            SB_HISTORY_DEFAULT, OPTIONS_DATA_DIR_DEFAULT, OPTIONS_CHANGE_SETS_MAX,
-           OPTIONS_CHANGE_SETS_DEFAULT);
+           OPTIONS_CHANGE_SETS_DEFAULT, OPTIONS_CHANGE_SETS_MAX, OPTIONS_AUTO_CHANGE_SETS_DEFAULT);
 }
 
 /* Prints the one-line complaint about `opt`'s value, and the hint. */
@@ -427,6 +432,11 @@ static enum options_result apply(struct options *opts, int opt, const char *arg)
             return bad_value(opt, "an integer from 0 to 100000000", arg);
         opts->api.max_change_sets = (size_t)v;
         return OPTIONS_RUN;
+    case OPT_AUTO_CHANGE_SETS:
+        if (parse_uint(arg, strlen(arg), OPTIONS_CHANGE_SETS_MAX, &v) != 0)
+            return bad_value(opt, "an integer from 0 to 100000000", arg);
+        opts->api.max_auto_change_sets = (size_t)v;
+        return OPTIONS_RUN;
     case OPT_HELP:
         print_help();
         return OPTIONS_EXIT_OK;
@@ -452,6 +462,7 @@ static void set_defaults(struct options *opts)
     opts->api.compact_ratio = 2;
     opts->api.compact_min = (uint64_t)64 << 20;
     opts->api.max_change_sets = OPTIONS_CHANGE_SETS_DEFAULT;
+    opts->api.max_auto_change_sets = OPTIONS_AUTO_CHANGE_SETS_DEFAULT;
 }
 
 /* Reports what getopt_long refused: an unknown option or a missing value. */

@@ -19,8 +19,9 @@
 #define OPTIONS_MAX_BODY_MAX     ((size_t)1 << 30)
 #define OPTIONS_DATA_DIR_DEFAULT "./snapback-data"
 /* Change sets remembered; the bound keeps the index's memory in check. */
-#define OPTIONS_CHANGE_SETS_DEFAULT 100000
-#define OPTIONS_CHANGE_SETS_MAX     100000000
+#define OPTIONS_CHANGE_SETS_DEFAULT      100000
+#define OPTIONS_AUTO_CHANGE_SETS_DEFAULT 10000
+#define OPTIONS_CHANGE_SETS_MAX          100000000
 
 struct options {
     struct sockaddr_storage listen; /* IPv4 or IPv6 address and port */

@@ -205,6 +205,12 @@ typedef struct sb_options {
      * versions go, its record of what it wrote stays until the count
      * drops it. */
     size_t max_change_sets;
+    /* Of those, automatic change sets (sb_write_opts.change_set_automatic)
+     * remembered at most, the least recently written dropped first;
+     * default 10000, 0 keeps none.  So that a flood of writes that named
+     * no change set cannot push out the named ones a client will want to
+     * undo. */
+    size_t max_automatic_change_sets;
 
     /* Tests only: called before each file operation listed in sb_io_op; a
      * non-zero return is taken as that errno, as if the operation had
@@ -446,6 +452,11 @@ typedef struct sb_write_opts {
      * done before sb_store_sync(res->lsn) returns SB_OK.  Lets an event
      * loop go on serving while the sync runs (group commit still applies). */
     int nowait;
+    /* 1: the change set was made up for this one call by the host (a
+     * server's id for a request that named none), not named by a client.
+     * It counts against max_automatic_change_sets, until a write without
+     * this flag names it and makes it an ordinary one. */
+    int change_set_automatic;
 } sb_write_opts;
 
 /* What a write did. */

@@ -19,6 +19,12 @@
  * older than that; its record of what it wrote stays until it is dropped,
  * and documents whose earlier state is gone by then are reported lost.
  *
+ * Automatic change sets, made up by the host for one call, are also
+ * dropped past max_automatic_change_sets, the least recently written of
+ * them first: a server gives one to every request that names none, and
+ * those must not crowd out the change sets clients named.  A write that
+ * names one without the flag makes it an ordinary change set.
+ *
  * Persistence: the log records every version with its change set and
  * actor, so replaying the log rebuilds the index through sb__cs_note() like
  * live writes do.  A snapshot adds, after the documents, a copy of every
@@ -64,6 +70,8 @@ struct changeset {
     uint32_t *slots; /* entry index + 1 by document, once n > LINEAR_SEARCH */
     size_t nslots;
     int pinned; /* new entries pin; 0 once the pins were let go */
+    struct changeset *auto_older, *auto_newer; /* when automatic */
+    uint8_t automatic; /* every write so far was flagged VF_AUTO_CS */
     uint8_t id_len, actor_len;
     char *actor; /* allocated once a write names one */
     char id[];
@@ -91,10 +99,11 @@ static size_t doc_slot(const struct changeset *cs, const struct doc *d)
 /* The table of change sets                                               */
 /* ---------------------------------------------------------------------- */
 
-void sb__cs_init(struct sb_store *s, size_t max)
+void sb__cs_init(struct sb_store *s, size_t max, size_t max_auto)
 {
     memset(&s->cs, 0, sizeof(s->cs));
     s->cs.max = max;
+    s->cs.max_auto = max_auto;
 }
 
 static struct changeset *cs_find(const struct sb_store *s, const void *id,
@@ -158,8 +167,32 @@ static void lru_append(struct cs_index *ix, struct changeset *cs)
         ix->first_pinned = cs;
 }
 
+static void auto_unlink(struct cs_index *ix, struct changeset *cs)
+{
+    if (cs->auto_older)
+        cs->auto_older->auto_newer = cs->auto_newer;
+    else
+        ix->auto_oldest = cs->auto_newer;
+    if (cs->auto_newer)
+        cs->auto_newer->auto_older = cs->auto_older;
+    else
+        ix->auto_newest = cs->auto_older;
+    cs->auto_older = cs->auto_newer = NULL;
+}
+
+static void auto_append(struct cs_index *ix, struct changeset *cs)
+{
+    cs->auto_older = ix->auto_newest;
+    cs->auto_newer = NULL;
+    if (ix->auto_newest)
+        ix->auto_newest->auto_newer = cs;
+    else
+        ix->auto_oldest = cs;
+    ix->auto_newest = cs;
+}
+
 static struct changeset *cs_new(struct sb_store *s, const char *id, size_t len,
-                                uint64_t hash)
+                                uint64_t hash, int automatic)
 {
     struct cs_index *ix = &s->cs;
     if (ix->count >= ix->nbuckets && table_grow(ix) != 0)
@@ -175,6 +208,11 @@ static struct changeset *cs_new(struct sb_store *s, const char *id, size_t len,
     ix->buckets[hash & (ix->nbuckets - 1)] = cs;
     ix->count++;
     lru_append(ix, cs);
+    if (automatic) {
+        cs->automatic = 1;
+        ix->nauto++;
+        auto_append(ix, cs);
+    }
     return cs;
 }
 
@@ -225,6 +263,10 @@ static void cs_drop(struct sb_store *s, struct changeset *cs)
     struct cs_index *ix = &s->cs;
     release_pins(s, cs);
     lru_unlink(ix, cs);
+    if (cs->automatic) {
+        auto_unlink(ix, cs);
+        ix->nauto--;
+    }
     struct changeset **p = &ix->buckets[cs->hash & (ix->nbuckets - 1)];
     while (*p != cs)
         p = &(*p)->next;
@@ -236,6 +278,8 @@ static void cs_drop(struct sb_store *s, struct changeset *cs)
 void sb__cs_expire(struct sb_store *s)
 {
     struct cs_index *ix = &s->cs;
+    while (ix->nauto > ix->max_auto)
+        cs_drop(s, ix->auto_oldest);
     while (ix->count > ix->max)
         cs_drop(s, ix->oldest);
     if (s->retain_ns <= 0)
@@ -363,11 +407,22 @@ static void pin(struct cs_entry *e, struct version *v)
     }
 }
 
-static void cs_touch(struct cs_index *ix, struct changeset *cs)
+/* Makes `cs` the most recently written, by a write flagged automatic or
+ * not (which makes an automatic change set an ordinary one). */
+static void cs_touch(struct cs_index *ix, struct changeset *cs, int automatic)
 {
     if (ix->newest != cs) {
         lru_unlink(ix, cs);
         lru_append(ix, cs);
+    }
+    if (cs->automatic) {
+        auto_unlink(ix, cs);
+        if (automatic) {
+            auto_append(ix, cs);
+        } else {
+            cs->automatic = 0;
+            ix->nauto--;
+        }
     }
     if (!cs->pinned) {
         /* Written again after its pins went: new entries pin again. */
@@ -385,11 +440,14 @@ void sb__cs_note(struct sb_store *s, struct sb_coll *c, struct doc *d,
     if (ix->max == 0)
         return;
     const char *id = sb__version_cs(v);
+    int automatic = (v->flags & VF_AUTO_CS) != 0;
     uint64_t hash = cs_hash(s, id, v->cs_len);
     struct changeset *cs = cs_find(s, id, v->cs_len, hash);
-    if (cs == NULL && (cs = cs_new(s, id, v->cs_len, hash)) == NULL)
+    if (cs == NULL && automatic && ix->max_auto == 0)
+        return; /* automatic ones are not kept */
+    if (cs == NULL && (cs = cs_new(s, id, v->cs_len, hash, automatic)) == NULL)
         goto nomem;
-    cs_touch(ix, cs);
+    cs_touch(ix, cs, automatic);
 
     struct cs_entry *e = entry_find(cs, d);
     if (e == NULL) {
@@ -919,6 +977,7 @@ sb_status sb__cs_snapshot(struct sb_store *s, unsigned char **buf, size_t *len)
         struct record r = {.rev = cs->last_rev,
                            .time_ns = cs->last_ns,
                            .op = RECORD_OP_CHANGESET,
+                           .flags = cs->automatic ? VF_AUTO_CS : 0,
                            .cs = cs->id,
                            .cs_len = cs->id_len,
                            .actor = cs->actor,
@@ -1088,7 +1147,8 @@ static sb_status replay_changeset(struct sb_store *s, const struct record *r)
     struct changeset *cs = cs_find(s, r->cs, r->cs_len, hash);
     if (cs != NULL) /* a snapshot lists each change set once */
         return SB_CORRUPT;
-    if ((cs = cs_new(s, r->cs, r->cs_len, hash)) == NULL)
+    if ((cs = cs_new(s, r->cs, r->cs_len, hash,
+                     (r->flags & VF_AUTO_CS) != 0)) == NULL)
         return SB_NOMEM;
     cs->pinned = in_u8(&in) != 0;
     cs->first_ns = (int64_t)in_u64(&in);

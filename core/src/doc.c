@@ -135,6 +135,8 @@ static struct version *version_new(sb_op op, unsigned flags, uint64_t restored,
     v->len = (uint32_t)len;
     v->op = (uint8_t)op;
     v->flags = (uint8_t)flags;
+    if (cs_len && o->change_set_automatic)
+        v->flags |= VF_AUTO_CS;
     v->cs_len = (uint8_t)cs_len;
     v->pins = 0;
     v->w.newer = NULL;

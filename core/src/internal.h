@@ -35,8 +35,9 @@
 #include <xxhash.h>
 
 /* Version flags. */
-#define VF_ABSENT 0x01 /* the document does not exist in this state */
-#define VF_FIRST  0x02 /* the document's first version ever: nothing older */
+#define VF_ABSENT  0x01 /* the document does not exist in this state */
+#define VF_FIRST   0x02 /* the document's first version ever: nothing older */
+#define VF_AUTO_CS 0x04 /* its change set is automatic (sb_write_opts) */
 
 /* Values of `follows` that are not revisions (revisions start at 1). */
 #define FOLLOWS_ORIGIN  0          /* the absence before the first version */
@@ -121,6 +122,10 @@ struct cs_index {
     /* Least recently written first; change sets before `first_pinned`
      * have let their pins go (retention by age). */
     struct changeset *oldest, *newest, *first_pinned;
+    /* The automatic ones among them, also in an order of their own, so
+     * that their own cap drops the oldest of them in constant time. */
+    struct changeset *auto_oldest, *auto_newest;
+    size_t nauto, max_auto;
     /* Recovery: pinned versions read from a snapshot, waiting for the
      * record of the change set that holds them. */
     struct cs_pending *pending;
@@ -224,7 +229,7 @@ sb_status sb__group_restore(struct group *g, struct sb_coll *c, struct doc *d,
 int sb__version_live(const struct version *v);
 
 /* Change sets (changeset.c).  Write lock held for all but init. */
-void sb__cs_init(struct sb_store *s, size_t max);
+void sb__cs_init(struct sb_store *s, size_t max, size_t max_auto);
 void sb__cs_free(struct sb_store *s);
 /* Indexes `v`, just linked on `d` over `prev` (its former head, NULL for
  * none), before the chain is pruned. */

@@ -101,9 +101,10 @@ static int fields_valid(const struct record *r)
     if (r->op == RECORD_OP_CHANGESET)
         return r->coll_len == 0 && r->id_len == 0 && r->cs_len > 0 &&
                r->cs_len <= SB_CHANGE_SET_MAX && r->actor_len <= SB_ACTOR_MAX &&
-               r->group == 0;
+               r->group == 0 && (r->flags & ~VF_AUTO_CS) == 0;
     return r->rev != 0 && r->op >= SB_OP_CREATE && r->op <= SB_OP_ROLLBACK &&
-           (r->flags & ~(VF_ABSENT | VF_FIRST)) == 0 &&
+           (r->flags & ~(VF_ABSENT | VF_FIRST | VF_AUTO_CS)) == 0 &&
+           !((r->flags & VF_AUTO_CS) && r->cs_len == 0) &&
            (r->group & ~(RG_MORE | RG_PINNED)) == 0 &&
            r->actor_len <= SB_ACTOR_MAX &&
            sb_collection_name_valid(r->coll, r->coll_len) &&

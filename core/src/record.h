@@ -13,9 +13,11 @@
  *     u16 id_len, u8 actor_len, u8 group (RG_*), u32 payload_len
  *     collection, id, change set, actor, payload
  *
- * Besides versions (op SB_OP_*), a snapshot holds what the change-set
- * index needs (changeset.c): copies of pinned versions (RG_PINNED) and one
- * record per change set (op RECORD_OP_CHANGESET, no collection or id).
+ * `flags` are the version's VF_* (internal.h).  Besides versions (op
+ * SB_OP_*), a snapshot holds what the change-set index needs (changeset.c):
+ * copies of pinned versions (RG_PINNED) and one record per change set (op
+ * RECORD_OP_CHANGESET, no collection or id, VF_AUTO_CS in `flags` for an
+ * automatic one).
  *
  * The magic lets recovery look for intact records past a damaged one, to
  * tell a torn tail (nothing intact after it) from damage in the middle.

@@ -72,6 +72,7 @@ void sb_options_init(sb_options *opts)
     opts->compact_ratio = 2.0;
     opts->compact_min_bytes = (uint64_t)64 << 20;
     opts->max_change_sets = 100000;
+    opts->max_automatic_change_sets = 10000;
 }
 
 int64_t sb__now(const struct sb_store *s)
@@ -157,7 +158,7 @@ sb_status sb_store_open(const sb_options *opts, sb_store **out)
     s->hash_seed = random_seed();
     s->log = opts->log;
     s->log_ctx = opts->log_ctx;
-    sb__cs_init(s, opts->max_change_sets);
+    sb__cs_init(s, opts->max_change_sets, opts->max_automatic_change_sets);
 
     /* Replaying the log writes to the store like any writer does. */
     sb_status st = SB_OK;

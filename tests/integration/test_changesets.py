@@ -1456,6 +1456,26 @@ class HeaderTest(ChangeSetCase):
 
 
 class ListingTest(ChangeSetCase):
+    def test_automatic_change_sets_do_not_push_out_named_ones(self):
+        """An agent's change set stays undoable however many writes without
+        X-Change-Set come after it; of those, the last few are kept."""
+        self.start("--change-sets", "10", "--auto-change-sets", "3")
+        self.ok(self.call("PUT", "/k/p", {"v": "before"}), 201)
+        self.ok(self.call("PUT", "/k/p", {"v": "agent"}, write_headers("agent-1")), 200)
+        autos = []
+        for i in range(30):
+            r = self.ok(self.call("PUT", "/k/q%d" % i, {"v": i}), 201)
+            autos.append(r.header("x-change-set"))
+        listed = [c["id"] for c in self.flat("/_changesets?limit=100")]
+        self.assertEqual(listed, autos[:-4:-1] + ["agent-1"])
+        for gone in autos[:-3]:
+            self.assertError(self.call("GET", "/_changesets/" + gone), 404,
+                             "change_set_not_found")
+        self.undo(autos[-1], 200)
+        self.ok(self.call("GET", "/k/q29"), 404)
+        self.undo("agent-1", 200)
+        self.assertEqual(self.ok(self.call("GET", "/k/p"), 200).json(), {"v": "before"})
+
     def test_list_change_sets(self):
         self.start()
         self.ok(self.call("PUT", "/l/a1", {"v": 1}, write_headers("cs-a", "ann")), 201)

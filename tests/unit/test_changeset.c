@@ -1730,6 +1730,100 @@ static void test_changeset_keep_none(void **state)
     assert_live(fx->coll, "a", "2");
 }
 
+/* A put under change set `cs`, flagged automatic; returns its revision. */
+static uint64_t put_auto(sb_coll *c, const char *id, const char *payload,
+                         const char *cs)
+{
+    sb_write_opts o = wo(cs, NULL);
+    sb_result res;
+
+    o.change_set_automatic = 1;
+    assert_int_equal(
+        sb_put(c, id, strlen(id), payload, strlen(payload), &o, &res), SB_OK);
+    return res.rev;
+}
+
+/* Automatic change sets have a cap of their own, inside max_change_sets:
+ * however many there are, they never push out a named one. */
+static void test_automatic_change_sets(void **state)
+{
+    struct fx *fx = *state; /* history 4 */
+    struct rb_got *rb;
+    char name[16];
+
+    fx->opts.max_change_sets = 5;
+    fx->opts.max_automatic_change_sets = 2;
+    reopen(fx);
+    sb_coll *c = fx->coll;
+    put_ok(c, "n", "0", "named", NULL); /* 1 */
+    for (int i = 1; i <= 9; i++) {      /* 2..10 */
+        snprintf(name, sizeof(name), "auto%d", i);
+        put_auto(c, "a", i % 2 ? "odd" : "even", name);
+    }
+    assert_list(fx->store, 0, NULL, 0, "auto9 auto8 named");
+
+    /* The total cap still drops the least recent of all. */
+    put_ok(c, "n", "1", "n2", NULL); /* 11 */
+    put_ok(c, "n", "2", "n3", NULL); /* 12 */
+    put_ok(c, "n", "3", "n4", NULL); /* 13: named goes */
+    assert_list(fx->store, 0, NULL, 0, "n4 n3 n2 auto9 auto8");
+
+    /* A write that names an automatic one without the flag makes it
+     * ordinary: the automatic cap no longer drops it. */
+    put_ok(c, "b", "x", "auto8", NULL); /* 14 */
+    put_auto(c, "a", "p", "auto10");    /* 15 */
+    put_auto(c, "a", "q", "auto11");    /* 16: auto9 goes, auto8 stays */
+    assert_list(fx->store, 0, NULL, 0, "auto11 auto10 auto8 n4 n3");
+
+    /* An automatic change set pins and is undone like any other: auto11
+     * replaced auto10's write, which auto10 made over "odd". */
+    rb = rollback_cs(fx->store, "auto10", SB_CS_FORCE, "undo", NULL);
+    assert_int_equal(rb->status, SB_OK);
+    free(rb);
+    assert_live(c, "a", "odd");
+}
+
+/* max_automatic_change_sets 0: automatic change sets are not kept, the
+ * named ones are, and the versions carry their change set either way. */
+static void test_automatic_keep_none(void **state)
+{
+    struct fx *fx = *state;
+
+    fx->opts.max_automatic_change_sets = 0;
+    reopen(fx);
+    put_auto(fx->coll, "a", "1", "auto1");
+    put_ok(fx->coll, "b", "2", "named", NULL);
+    assert_list(fx->store, 0, NULL, 0, "named");
+    assert_head(fx->coll, "a", 1, SB_OP_CREATE, 0, "auto1");
+    struct cs_got *g = cs_get(fx->store, "auto1");
+    assert_int_equal(g->status, SB_NOT_FOUND);
+    free(g);
+}
+
+/* Which change sets are automatic survives the log and a snapshot: a
+ * store reopened with a smaller automatic cap keeps the named ones. */
+static void test_automatic_persist(void **state)
+{
+    struct fx *fx = *state; /* history 4, on disk */
+
+    put_ok(fx->coll, "n", "0", "named", NULL);
+    put_auto(fx->coll, "a", "1", "auto1");
+    put_auto(fx->coll, "a", "2", "auto2");
+    put_auto(fx->coll, "a", "3", "auto3");
+    put_ok(fx->coll, "m", "0", "auto1", NULL); /* auto1 is ordinary now */
+
+    fx->opts.max_automatic_change_sets = 1;
+    reopen(fx); /* from the log */
+    assert_list(fx->store, 0, NULL, 0, "auto1 auto3 named");
+
+    assert_int_equal(sb_store_compact(fx->store), SB_OK);
+    fx->opts.max_automatic_change_sets = 0;
+    reopen(fx); /* from the snapshot */
+    assert_list(fx->store, 0, NULL, 0, "auto1 named");
+    put_auto(fx->coll, "a", "4", "auto4");
+    assert_list(fx->store, 0, NULL, 0, "auto1 named");
+}
+
 /* ------------------------------------------------------------------ */
 /* Change-set rollback                                                */
 /* ------------------------------------------------------------------ */
@@ -3376,6 +3470,9 @@ int main(void)
         T(test_changeset_list),
         T(test_changeset_eviction),
         T(test_changeset_keep_none),
+        TH(test_automatic_change_sets, setup_h4),
+        T(test_automatic_keep_none),
+        TH(test_automatic_persist, setup_dir),
         T(test_rollback_clean),
         T(test_rollback_twice_conflicts),
         T(test_rollback_dry_run),
