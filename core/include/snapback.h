@@ -326,9 +326,10 @@ SB_API sb_status sb_collection_find(sb_store *store, const char *name,
 SB_API const char *sb_collection_name(const sb_coll *coll, size_t *len);
 
 /*
- * Calls fn(ctx, name, len) for each collection of the store, in no stated
- * order, until fn returns non-zero.  Inside a read section.  Returns SB_OK or
- * SB_INVALID (NULL argument).
+ * Calls fn(ctx, name, len) for each collection of the store in which a
+ * version was ever committed (one only opened, or written only by writes
+ * that failed, is left out), in no stated order, until fn returns non-zero.
+ * Inside a read section.  Returns SB_OK or SB_INVALID (NULL argument).
  */
 SB_API sb_status sb_collection_each(sb_store *store,
                                     int (*fn)(void *ctx, const char *name,

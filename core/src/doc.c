@@ -772,6 +772,8 @@ sb_status sb__group_commit(struct group *g)
     size_t actor_len = g->o ? g->o->actor_len : 0;
     for (size_t i = 0; i < g->n; i++) {
         struct staged *it = &g->items[i];
+        if (!atomic_load_explicit(&it->c->written, memory_order_relaxed))
+            atomic_store_explicit(&it->c->written, 1, memory_order_release);
         s->live_bytes += sb__record_bytes(it->c, it->d, it->v);
         if (it->v->cs_len > 0)
             sb__cs_note(
@@ -847,6 +849,7 @@ sb_status sb__replay(struct sb_store *s, const struct record *r, int snapshot)
         if (r->rev > atomic_load_explicit(&s->revision, memory_order_relaxed))
             atomic_store_explicit(&s->revision, r->rev, memory_order_release);
         s->live_bytes += sb__record_bytes(c, d, v);
+        atomic_store_explicit(&c->written, 1, memory_order_release);
         /* A snapshot's versions are indexed by its change-set records. */
         if (v->cs_len > 0 && !snapshot)
             sb__cs_note(s, c, d, v, prev, r->actor, r->actor_len);

@@ -101,6 +101,9 @@ struct sb_coll {
 
     uint64_t hash_seed;
     _Atomic uint32_t name_len; /* release-stored once the name is written */
+    /* Set once a version in it was committed: sb_collection_each() lists
+     * only these, so a write that failed leaves no collection behind. */
+    _Atomic int written;
     char name[SB_COLLECTION_MAX];
 };
 

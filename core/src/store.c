@@ -314,6 +314,8 @@ sb_status sb_collection_each(sb_store *store,
     for (cds_lfht_first(store->colls, &it); cds_lfht_iter_get_node(&it);
          cds_lfht_next(store->colls, &it)) {
         c = caa_container_of(cds_lfht_iter_get_node(&it), struct sb_coll, node);
+        if (!atomic_load_explicit(&c->written, memory_order_acquire))
+            continue;
         size_t len = atomic_load_explicit(&c->name_len, memory_order_acquire);
         if (fn(ctx, c->name, len))
             break;

@@ -986,6 +986,15 @@ class BadInputTest(ChangeSetCase):
         self.assertEqual(self.unchanged(), before)
         self.assertError(self.call("GET", "/_changesets/failing"), 404, "change_set_not_found")
 
+        # Nor does a failed write leave a new collection behind.
+        listed = self.ok(self.call("GET", "/_collections"), 200).json()
+        r = self.call("POST", "/_batch", [{"op": "put", "collection": "ghost", "id": "g",
+                                           "document": {"id": "g"}}, failing[3][0]])
+        self.assertError(r, 404, "not_found")
+        r = self.call("PUT", "/ghost2/g", {"id": "g"}, {"If-Match": '"1"'})
+        self.assertError(r, 412, "precondition_failed")
+        self.assertEqual(self.ok(self.call("GET", "/_collections"), 200).json(), listed)
+
     def test_bad_parameters(self):
         before = self.unchanged()
         for query in ("since=yesterday", "since=2026-13-01T00:00:00Z", "since=",
