@@ -490,6 +490,8 @@ void sb__group_begin(struct group *g, struct sb_store *s,
     g->n = 0;
     g->cap = 1;
     g->lsn = 0;
+    g->fresh = NULL;
+    g->nfresh = g->fresh_cap = 0;
     pthread_mutex_lock(&s->write_lock);
     urcu_memb_read_lock();
 }
@@ -501,6 +503,8 @@ void sb__group_end(struct group *g)
     if (g->items != &g->one)
         free(g->items);
     g->items = &g->one;
+    free(g->fresh);
+    g->fresh = NULL;
 }
 
 /* Waits, after sb__group_end(), until the group is as durable as the fsync
@@ -512,6 +516,51 @@ static sb_status group_sync(const struct group *g)
     return wal_wait(g->s->wal, g->lsn);
 }
 
+/* A document an earlier operation of the group created, or NULL. */
+static struct doc *fresh_find(const struct group *g, const struct sb_coll *c,
+                              const void *id, size_t len, uint64_t hash)
+{
+    if (g->nfresh == 0)
+        return NULL;
+    size_t mask = g->fresh_cap - 1;
+    for (size_t j = hash & mask; g->fresh[j] != 0; j = (j + 1) & mask) {
+        const struct staged *it = &g->items[g->fresh[j] - 1];
+        if (it->hash == hash && it->c == c && it->d->id_len == len &&
+            memcmp(it->d->id, id, len) == 0)
+            return it->d;
+    }
+    return NULL;
+}
+
+static void fresh_put(size_t *slots, size_t cap, uint64_t hash, size_t item)
+{
+    size_t j = hash & (cap - 1);
+    while (slots[j] != 0)
+        j = (j + 1) & (cap - 1);
+    slots[j] = item + 1;
+}
+
+/* Remembers that item `i` of the group created its document. */
+static int fresh_add(struct group *g, size_t i)
+{
+    if (2 * (g->nfresh + 1) > g->fresh_cap) {
+        size_t cap = g->fresh_cap ? 2 * g->fresh_cap : 16;
+        size_t *slots = calloc(cap, sizeof(*slots));
+        if (slots == NULL)
+            return -1;
+        for (size_t j = 0; j < g->fresh_cap; j++)
+            if (g->fresh[j] != 0)
+                fresh_put(slots, cap, g->items[g->fresh[j] - 1].hash,
+                          g->fresh[j] - 1);
+        free(g->fresh);
+        g->fresh = slots;
+        g->fresh_cap = cap;
+    }
+    fresh_put(g->fresh, g->fresh_cap, g->items[i].hash, i);
+    g->nfresh++;
+    return 0;
+}
+
 static void txn_find(struct txn *t, struct group *g, struct sb_coll *c,
                      const void *id, size_t len)
 {
@@ -521,6 +570,8 @@ static void txn_find(struct txn *t, struct group *g, struct sb_coll *c,
     t->id_len = len;
     t->hash = id_hash(c, id, len);
     t->d = doc_find(c, id, len, t->hash);
+    if (t->d == NULL)
+        t->d = fresh_find(g, c, id, len, t->hash);
     t->head =
         t->d ? atomic_load_explicit(&t->d->head, memory_order_relaxed) : NULL;
 }
@@ -689,6 +740,11 @@ static sb_status stage(struct txn *t, struct version *v)
     int fresh = d == NULL;
     if (fresh && (d = doc_new(t->id, t->id_len)) == NULL)
         return SB_NOMEM;
+    g->items[g->n] = (struct staged){t->c, d, v, t->hash, fresh};
+    if (fresh && fresh_add(g, g->n) != 0) {
+        free(d);
+        return SB_NOMEM;
+    }
 
     v->rev =
         atomic_load_explicit(&s->revision, memory_order_relaxed) + g->n + 1;
@@ -696,14 +752,7 @@ static sb_status stage(struct txn *t, struct version *v)
     if (t->head == NULL)
         v->flags |= VF_FIRST;
     link_version(d, v);
-    if (fresh) {
-        /* Readers may find the document from here on; with no version
-         * published it reads as never written, and stays so if the
-         * group fails (documents are never removed). */
-        cds_lfht_add(t->c->docs, t->hash, &d->node);
-        sb__index_added(t->c);
-    }
-    g->items[g->n++] = (struct staged){t->c, d, v};
+    g->n++;
     t->d = d;
     t->head = v;
     return SB_OK;
@@ -729,7 +778,12 @@ void sb__group_abort(struct group *g)
      * which visible_head() guards against. */
     for (size_t i = 0; i < n; i++)
         sb__retire(g->items[i].v);
+    /* No reader can have seen a document that never joined its table. */
+    for (size_t i = 0; i < n; i++)
+        if (g->items[i].fresh)
+            free(g->items[i].d);
     g->n = 0;
+    g->nfresh = 0;
 }
 
 /* Appends the group's records to the log, if the store has one. */
@@ -764,6 +818,14 @@ sb_status sb__group_commit(struct group *g)
         sb__group_abort(g);
         return st;
     }
+    /* Readers may find the new documents from here on; until the revision
+     * is published their heads read as not yet written. */
+    for (size_t i = 0; i < g->n; i++)
+        if (g->items[i].fresh) {
+            cds_lfht_add(g->items[i].c->docs, g->items[i].hash,
+                         &g->items[i].d->node);
+            sb__index_added(g->items[i].c);
+        }
     atomic_store_explicit(&s->revision, g->items[g->n - 1].v->rev,
                           memory_order_release);
 

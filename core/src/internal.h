@@ -204,13 +204,18 @@ sb_status sb__replay(struct sb_store *s, const struct record *r, int snapshot);
  * Writes staged as one atomic group (doc.c): each version is numbered and
  * linked into its chain, unpublished, as it is staged, so that later
  * operations of the group see earlier ones; the commit logs them all in
- * one append, then publishes the last revision at once.  Write lock and a
- * read section held from begin to end.
+ * one append, then publishes the last revision at once.  A document the
+ * group creates joins its collection's table only at the commit, so that
+ * a group that fails leaves nothing behind; until then the group's own
+ * operations find it through `fresh`.  Write lock and a read section held
+ * from begin to end.
  */
 struct staged {
     struct sb_coll *c;
     struct doc *d;
     struct version *v;
+    uint64_t hash; /* of d's id in c */
+    int fresh;     /* d was created by this item, and is in no table yet */
 };
 struct group {
     struct sb_store *s;
@@ -218,6 +223,9 @@ struct group {
     struct staged *items, one;
     size_t n, cap;
     uint64_t lsn; /* log position of the commit, 0 without a log */
+    /* The fresh documents: item index + 1 by hash, open addressing, at
+     * most half full; NULL while there are none. */
+    size_t *fresh, nfresh, fresh_cap;
 };
 void sb__group_begin(struct group *g, struct sb_store *s,
                      const sb_write_opts *o);

@@ -942,6 +942,29 @@ class BadInputTest(ChangeSetCase):
                 self.assertError(self.call("POST", "/_batch", body), 400, "invalid_batch")
         self.assertEqual(self.unchanged(), before)
 
+    def test_failed_batches_leave_no_documents_behind(self):
+        """A batch that fails after creating documents keeps none of them,
+        in the listing or in memory: a client sending such batches with ever
+        new ids must not grow the server."""
+        def failing_batch(k):
+            ops = [{"op": "put", "collection": "grow", "id": "g%d-%d" % (k, i),
+                    "document": {"v": i}} for i in range(999)]
+            ops.append({"op": "delete", "collection": "bad", "id": "absent"})
+            self.assertError(self.call("POST", "/_batch", ops), 404, "not_found")
+
+        for k in range(5):  # warm-up: buffers, arenas
+            failing_batch(k)
+        rss_warm = self.server.rss_kb()
+        for k in range(5, 105):  # 100,000 ids that were never written
+            failing_batch(k)
+        rss_after = self.server.rss_kb()
+        self.assertEqual(self.ok(self.call("GET", "/grow"), 200).json(), [])
+        self.ok(self.call("PUT", "/grow/g7-7", {"v": 1}), 201)
+        self.assertEqual(self.ok(self.call("GET", "/grow"), 200).json(), [{"v": 1}])
+        self.assertLessEqual(rss_after - rss_warm, 2048,
+                             "VmRSS grew from %d kB to %d kB over 100 failed batches"
+                             % (rss_warm, rss_after))
+
     def test_failing_operation_applies_nothing(self):
         before = self.unchanged()
         a_rev = self.doc_state("bad", "a")[0]
