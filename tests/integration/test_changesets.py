@@ -961,6 +961,11 @@ class BadInputTest(ChangeSetCase):
         self.assertEqual(self.ok(self.call("GET", "/grow"), 200).json(), [])
         self.ok(self.call("PUT", "/grow/g7-7", {"v": 1}), 201)
         self.assertEqual(self.ok(self.call("GET", "/grow"), 200).json(), [{"v": 1}])
+        # AddressSanitizer holds freed memory in quarantine (256 MiB) and
+        # ThreadSanitizer keeps shadow state: the bound holds in the plain
+        # build, where it is checked.
+        if os.environ.get("SNAPBACK_SANITIZE"):
+            return
         self.assertLessEqual(rss_after - rss_warm, 2048,
                              "VmRSS grew from %d kB to %d kB over 100 failed batches"
                              % (rss_warm, rss_after))
