@@ -783,7 +783,9 @@ void sb__group_abort(struct group *g)
         if (g->items[i].fresh)
             free(g->items[i].d);
     g->n = 0;
-    g->nfresh = 0;
+    free(g->fresh);
+    g->fresh = NULL;
+    g->nfresh = g->fresh_cap = 0;
 }
 
 /* Appends the group's records to the log, if the store has one. */
