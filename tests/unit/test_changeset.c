@@ -984,6 +984,51 @@ static void test_batch_success(void **state)
     free(l.names);
 }
 
+/* Many new documents in one batch, each written again later in it: the
+ * later operations find them before the commit adds them to the table,
+ * also past the first growth of the group's index of them.  A batch that
+ * fails keeps none of its new documents. */
+static void test_batch_many_new_documents(void **state)
+{
+    struct fx *fx = *state;
+    sb_coll *c = fx->coll;
+    enum { N = 40 };
+    static char ids[N][8];
+    sb_batch_op ops[2 * N + 1];
+
+    for (int i = 0; i < N; i++)
+        snprintf(ids[i], sizeof(ids[i]), "m%d", i);
+    for (int i = 0; i < N; i++) {
+        ops[i] = bop(SB_BATCH_CREATE, c, ids[i], "one");
+        ops[N + i] = bop(SB_BATCH_PUT, c, ids[N - 1 - i], "two");
+    }
+    assert_int_equal(sb_batch(fx->store, ops, 2 * N, NULL, NULL), SB_OK);
+    for (int i = 0; i < N; i++) {
+        assert_res(&ops[i], (uint64_t)i + 1, 1, 0, 0);
+        assert_res(&ops[N + i], (uint64_t)(N + i) + 1, 0, 0, 0);
+        assert_head(c, ids[i], (uint64_t)(2 * N - i), SB_OP_UPDATE, 0, NULL);
+        assert_live(c, ids[i], "two");
+        assert_int_equal(history_count(c, ids[i]), 2);
+    }
+
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "f%d", i);
+        ops[i] = bop(SB_BATCH_CREATE, c, ids[i], "one");
+        ops[N + i] = bop(SB_BATCH_PUT, c, ids[i], "two");
+    }
+    ops[2 * N] = bop(SB_BATCH_CREATE, c, ids[0], "again"); /* exists */
+    size_t failed = 0;
+    assert_int_equal(sb_batch(fx->store, ops, 2 * N + 1, NULL, &failed),
+                     SB_EXISTS);
+    assert_int_equal(failed, 2 * N);
+    assert_int_equal(sb_store_revision(fx->store), 2 * N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(read_get(c, ids[i]).status, SB_NOT_FOUND);
+    put_ok(c, ids[3], "later", NULL, NULL);
+    assert_live(c, ids[3], "later");
+    assert_int_equal(history_count(c, ids[3]), 1);
+}
+
 /* Operations spanning two collections of one store. */
 static void test_batch_two_collections(void **state)
 {
@@ -3460,6 +3505,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_batch_success),
+        T(test_batch_many_new_documents),
         T(test_batch_two_collections),
         T(test_batch_failure),
         T(test_batch_if_rev),
