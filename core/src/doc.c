@@ -516,19 +516,29 @@ static sb_status group_sync(const struct group *g)
     return wal_wait(g->s->wal, g->lsn);
 }
 
+#define FEW_FRESH (sizeof(((struct group *)0)->few) / sizeof(size_t))
+
+static int fresh_is(const struct staged *it, const struct sb_coll *c,
+                    const void *id, size_t len, uint64_t hash)
+{
+    return it->hash == hash && it->c == c && it->d->id_len == len &&
+           memcmp(it->d->id, id, len) == 0;
+}
+
 /* A document an earlier operation of the group created, or NULL. */
 static struct doc *fresh_find(const struct group *g, const struct sb_coll *c,
                               const void *id, size_t len, uint64_t hash)
 {
-    if (g->nfresh == 0)
+    if (g->fresh == NULL) {
+        for (size_t k = 0; k < g->nfresh; k++)
+            if (fresh_is(&g->items[g->few[k]], c, id, len, hash))
+                return g->items[g->few[k]].d;
         return NULL;
-    size_t mask = g->fresh_cap - 1;
-    for (size_t j = hash & mask; g->fresh[j] != 0; j = (j + 1) & mask) {
-        const struct staged *it = &g->items[g->fresh[j] - 1];
-        if (it->hash == hash && it->c == c && it->d->id_len == len &&
-            memcmp(it->d->id, id, len) == 0)
-            return it->d;
     }
+    size_t mask = g->fresh_cap - 1;
+    for (size_t j = hash & mask; g->fresh[j] != 0; j = (j + 1) & mask)
+        if (fresh_is(&g->items[g->fresh[j] - 1], c, id, len, hash))
+            return g->items[g->fresh[j] - 1].d;
     return NULL;
 }
 
@@ -543,11 +553,18 @@ static void fresh_put(size_t *slots, size_t cap, uint64_t hash, size_t item)
 /* Remembers that item `i` of the group created its document. */
 static int fresh_add(struct group *g, size_t i)
 {
+    if (g->fresh == NULL && g->nfresh < FEW_FRESH) {
+        g->few[g->nfresh++] = i;
+        return 0;
+    }
     if (2 * (g->nfresh + 1) > g->fresh_cap) {
-        size_t cap = g->fresh_cap ? 2 * g->fresh_cap : 16;
+        size_t cap = g->fresh_cap ? 2 * g->fresh_cap : 4 * FEW_FRESH;
         size_t *slots = calloc(cap, sizeof(*slots));
         if (slots == NULL)
             return -1;
+        if (g->fresh == NULL)
+            for (size_t k = 0; k < g->nfresh; k++)
+                fresh_put(slots, cap, g->items[g->few[k]].hash, g->few[k]);
         for (size_t j = 0; j < g->fresh_cap; j++)
             if (g->fresh[j] != 0)
                 fresh_put(slots, cap, g->items[g->fresh[j] - 1].hash,

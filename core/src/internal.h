@@ -223,8 +223,10 @@ struct group {
     struct staged *items, one;
     size_t n, cap;
     uint64_t lsn; /* log position of the commit, 0 without a log */
-    /* The fresh documents: item index + 1 by hash, open addressing, at
-     * most half full; NULL while there are none. */
+    /* The fresh documents: the first ones as item indexes in
+     * `few` (most groups are one write); beyond, `fresh` holds item index
+     * + 1 by hash, open addressing, at most half full. */
+    size_t few[8];
     size_t *fresh, nfresh, fresh_cap;
 };
 void sb__group_begin(struct group *g, struct sb_store *s,
