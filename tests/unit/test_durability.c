@@ -36,6 +36,7 @@
 
 #include "snapback.h"
 #include "read_section.h"
+#include "remove_tree.h"
 
 /* The first log file; see docs/durability.md, "On disk". */
 #define LOG_FILE "wal-0000000000000001.log"
@@ -122,29 +123,6 @@ static int setup(void **state)
 }
 
 /* Removes a directory and everything under it. */
-static void remove_tree(const char *path)
-{
-    struct stat sb;
-    DIR *d;
-
-    if (lstat(path, &sb) != 0)
-        return;
-    if (!S_ISDIR(sb.st_mode) || (d = opendir(path)) == NULL) {
-        unlink(path);
-        return;
-    }
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        char *sub;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (asprintf(&sub, "%s/%s", path, e->d_name) < 0)
-            break;
-        remove_tree(sub);
-        free(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 static int teardown(void **state)
 {

@@ -29,6 +29,7 @@
 #include "mcp.h"
 #include "mcp_session.h"
 #include "snapback.h"
+#include "remove_tree.h"
 
 /* ------------------------------------------------------------------ */
 /* json_span                                                          */
@@ -228,30 +229,6 @@ static int setup(void **state)
         return -1;
     *state = fx;
     return 0;
-}
-
-static void remove_tree(const char *path)
-{
-    struct stat sb;
-    DIR *d;
-
-    if (lstat(path, &sb) != 0)
-        return;
-    if (!S_ISDIR(sb.st_mode) || (d = opendir(path)) == NULL) {
-        unlink(path);
-        return;
-    }
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        char *sub;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (asprintf(&sub, "%s/%s", path, e->d_name) < 0)
-            break;
-        remove_tree(sub);
-        free(sub);
-    }
-    closedir(d);
-    rmdir(path);
 }
 
 static int teardown(void **state)
