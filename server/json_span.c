@@ -148,28 +148,26 @@ int json_span_member(struct json_span obj, const char *key, struct json_span *ou
     return 0;
 }
 
-int json_span_element(struct json_span arr, size_t index, struct json_span *out)
+int json_span_next(struct json_span arr, size_t *pos, struct json_span *out)
 {
-    const char *p = arr.s, *end = arr.s + arr.len;
+    const char *p = arr.s + *pos, *end = arr.s + arr.len;
 
-    if (arr.len == 0 || *p != '[')
-        return 0;
-    p++;
-    for (size_t i = 0;; i++) {
-        p = skip_ws(p, end);
-        if (p >= end || *p == ']')
+    if (*pos == 0) {
+        if (arr.len == 0 || *p != '[')
             return 0;
-        const char *v_end = skip_value(p, end);
-        if (i == index) {
-            out->s = p;
-            out->len = (size_t)(v_end - p);
-            return 1;
-        }
-        p = skip_ws(v_end, end);
+    } else {
+        p = skip_ws(p, end);
         if (p >= end || *p != ',')
             return 0;
-        p++;
     }
+    p = skip_ws(p + 1, end);
+    if (p >= end || *p == ']')
+        return 0;
+    const char *v_end = skip_value(p, end);
+    out->s = p;
+    out->len = (size_t)(v_end - p);
+    *pos = (size_t)(v_end - arr.s);
+    return 1;
 }
 
 struct json_span json_span_of(const char *text, size_t len)

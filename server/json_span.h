@@ -27,10 +27,12 @@ struct json_span {
 int json_span_member(struct json_span obj, const char *key, struct json_span *out);
 
 /*
- * Sets *out to element `index` of the array `arr`.  Returns 1, or 0 when
- * `arr` is not an array or is shorter.
+ * Walks the elements of the array `arr` in order: *pos is 0 for the first
+ * call and is advanced past the element set in *out.  Returns 1, or 0 when
+ * `arr` is not an array or has no more elements.  Each element is found
+ * from where the last one ended, so a walk is linear in the text.
  */
-int json_span_element(struct json_span arr, size_t index, struct json_span *out);
+int json_span_next(struct json_span arr, size_t *pos, struct json_span *out);
 
 /* The whole of `text` without its surrounding whitespace. */
 struct json_span json_span_of(const char *text, size_t len);

@@ -726,7 +726,7 @@ static enum kind legacy_message(struct rpc *rpc, struct buf *b, json_t *root, st
 
 static void legacy_batch(struct rpc *rpc, json_t *root, struct json_span raw)
 {
-    size_t i, answered = 0;
+    size_t i, answered = 0, pos = 0;
     json_t *el;
 
     if (json_array_size(root) == 0) {
@@ -740,7 +740,7 @@ static void legacy_batch(struct rpc *rpc, json_t *root, struct json_span raw)
         size_t mark = rpc->out.len;
         if (answered > 0)
             buf_puts(&rpc->out, ",");
-        json_span_element(raw, i, &el_raw);
+        json_span_next(raw, &pos, &el_raw);
         enum kind k = legacy_message(rpc, &rpc->out, el, el_raw, 1);
         if (k == REQUEST || k == INVALID)
             answered++;
